@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
+import {ISlashing} from "./interfaces/ISlashing.sol";
+import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
+import {SignatureQuorum} from "./libraries/SignatureQuorum.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+/// @title JobEscrow
+/// @notice Holds inference fees. A job settles when at least M of the N active signers of the
+/// StakingRegistry sign the same EIP-712 `Attestation`; after a challenge window the fee is credited to the
+/// signers' operators and the treasury, who withdraw it with `claim` (pull payments, so one payee that cannot
+/// receive never blocks another). An unsettled job is refunded to its client after the deadline.
+/// @dev Invariants: the token balance covers the fees of Created/Settled/Disputed jobs, open bonds and
+/// everything owed; a job pays out or refunds exactly once; status only increases. The token must be a
+/// plain ERC-20 (no fee on transfer, no rebasing).
+contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, ReentrancyGuardTransient, EIP712 {
+    using SafeERC20 for IERC20;
+
+    /*//////////////////////////////////////////////////////////////
+                               CONSTANTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice May pause the escrow in an incident; only the admin unpauses.
+    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
+    /// @notice Resolves disputes.
+    bytes32 public constant ARBITER_ROLE = keccak256("ARBITER_ROLE");
+
+    /// @notice EIP-712 type hash of `Attestation`, the statement M-of-N signers sign.
+    bytes32 public constant ATTESTATION_TYPEHASH = keccak256(
+        "Attestation(uint256 jobId,bytes32 modelId,bytes32 inputHash,bytes32 resultHash,bytes32 runtimeId)"
+    );
+
+    uint256 internal constant BPS = 10_000;
+    /// @dev Parameter bounds: wide enough for a local network, narrow enough that governance cannot make
+    /// disputes impossible (window >= 1 minute) or take most of a fee (<= 20%).
+    uint256 public constant MAX_PROTOCOL_FEE_BPS = 2000;
+    uint256 public constant MIN_CHALLENGE_WINDOW = 1 minutes;
+    uint256 public constant MAX_CHALLENGE_WINDOW = 30 days;
+    uint256 public constant MIN_DISPUTE_TIMEOUT = 1 hours;
+    uint256 public constant MAX_DISPUTE_TIMEOUT = 90 days;
+    uint256 public constant MAX_JOB_DURATION = 30 days;
+    uint256 public constant MIN_OUTPUT_BYTES = 32;
+    uint256 public constant MAX_OUTPUT_BYTES = 64 * 1024;
+
+    /*//////////////////////////////////////////////////////////////
+                                STORAGE
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev A dispute's challenger and the bond it posted, in one slot.
+    struct Dispute {
+        address challenger;
+        uint96 bond;
+    }
+
+    IERC20 private immutable _token;
+    IStakingRegistry private immutable _registry;
+
+    Config private _config;
+    ISlashing public slashing;
+    address public treasury;
+    uint256 private _jobCount;
+
+    mapping(uint256 jobId => Job) private _jobs;
+    mapping(uint256 jobId => Dispute) private _disputes;
+    mapping(address account => uint256) private _owed;
+    mapping(bytes32 runtimeId => bool) private _runtimeAllowed;
+
+    /*//////////////////////////////////////////////////////////////
+                              CONSTRUCTOR
+    //////////////////////////////////////////////////////////////*/
+
+    /// @param token_ The fee and bond token.
+    /// @param registry_ The registry whose active set signs.
+    /// @param admin Governance (DEFAULT_ADMIN_ROLE, two-step transfer after `adminDelay`).
+    /// @param adminDelay Delay of an admin transfer.
+    /// @param treasury_ Receives protocol fees and forfeited bonds.
+    /// @param config_ Initial parameters.
+    constructor(
+        IERC20 token_,
+        IStakingRegistry registry_,
+        address admin,
+        uint48 adminDelay,
+        address treasury_,
+        Config memory config_
+    ) AccessControlDefaultAdminRules(adminDelay, admin) EIP712("Attesta", "1") {
+        if (address(token_) == address(0) || address(registry_) == address(0)) revert JobEscrowZeroAddress();
+        _token = token_;
+        _registry = registry_;
+        _setTreasury(treasury_);
+        _setConfig(config_);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                              CLIENT FLOW
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IJobEscrow
+    function createJob(bytes32 modelId, bytes32 inputHash, uint256 fee, uint256 deadline)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (uint256 jobId)
+    {
+        Config memory c = _config;
+        if (fee < c.minFee) revert JobEscrowFeeTooLow(fee, c.minFee);
+        uint256 earliest = block.timestamp + c.minJobDuration;
+        uint256 latest = block.timestamp + c.maxJobDuration;
+        if (deadline < earliest || deadline > latest) revert JobEscrowDeadlineOutOfRange(deadline, earliest, latest);
+
+        jobId = ++_jobCount;
+        Job storage j = _jobs[jobId];
+        j.client = msg.sender;
+        j.status = JobStatus.Created;
+        // forge-lint: disable-next-line(unsafe-typecast) deadline <= now + 30 days, far below 2^40
+        j.deadline = uint40(deadline);
+        j.fee = fee;
+        j.modelId = modelId;
+        j.inputHash = inputHash;
+        emit JobCreated(jobId, msg.sender, modelId, inputHash, fee, deadline);
+        _token.safeTransferFrom(msg.sender, address(this), fee);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function refund(uint256 jobId) external nonReentrant {
+        // Not pausable: the money only ever goes back to the client who paid it.
+        Job storage j = _jobs[jobId];
+        if (j.status != JobStatus.Created) revert JobEscrowWrongStatus(jobId, uint8(j.status));
+        if (block.timestamp <= j.deadline) revert JobEscrowDeadlineNotReached(jobId, j.deadline);
+        j.status = JobStatus.Refunded;
+        address client = j.client;
+        uint256 fee = j.fee;
+        emit JobRefunded(jobId, client, fee);
+        _token.safeTransfer(client, fee);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               SETTLEMENT
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IJobEscrow
+    function settle(
+        uint256 jobId,
+        bytes32 runtimeId,
+        bytes32 resultHash,
+        bytes calldata output,
+        bytes calldata signatures
+    ) external nonReentrant whenNotPaused {
+        Job storage j = _jobs[jobId];
+        if (j.status != JobStatus.Created) revert JobEscrowWrongStatus(jobId, uint8(j.status));
+        if (block.timestamp > j.deadline) revert JobEscrowDeadlinePassed(jobId, j.deadline);
+        if (!_runtimeAllowed[runtimeId]) revert JobEscrowRuntimeNotAllowed(runtimeId);
+        uint256 maxOutput = _config.maxOutputBytes;
+        if (output.length > maxOutput) revert JobEscrowOutputTooLarge(output.length, maxOutput);
+        bytes32 outputHash = keccak256(output);
+        if (outputHash != resultHash) revert JobEscrowOutputMismatch(resultHash, outputHash);
+
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(abi.encode(ATTESTATION_TYPEHASH, jobId, j.modelId, j.inputHash, resultHash, runtimeId))
+        );
+        address[] memory signers = SignatureQuorum.recoverAscending(digest, signatures);
+        (uint256 threshold, uint256 firstInactive) = _registry.checkSigners(signers);
+        if (firstInactive != signers.length) revert JobEscrowInactiveSigner(firstInactive, signers[firstInactive]);
+        if (signers.length < threshold) revert JobEscrowInsufficientSignatures(signers.length, threshold);
+
+        j.status = JobStatus.Settled;
+        j.updatedAt = uint40(block.timestamp);
+        j.settlement = keccak256(abi.encode(resultHash, signers));
+        emit JobSettled(jobId, resultHash, runtimeId, signers, output);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function release(uint256 jobId, bytes32 resultHash, address[] calldata signers)
+        external
+        nonReentrant
+        whenNotPaused
+    {
+        Job storage j = _jobs[jobId];
+        if (j.status != JobStatus.Settled) revert JobEscrowWrongStatus(jobId, uint8(j.status));
+        uint256 windowEnd = uint256(j.updatedAt) + _config.challengeWindow;
+        if (block.timestamp < windowEnd) revert JobEscrowChallengeWindowOpen(jobId, windowEnd);
+        _checkSettlement(j, jobId, resultHash, signers);
+        j.status = JobStatus.Released;
+        _payOut(jobId, j.fee, signers);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                DISPUTES
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IJobEscrow
+    function challenge(uint256 jobId) external nonReentrant whenNotPaused {
+        Job storage j = _jobs[jobId];
+        if (j.status != JobStatus.Settled) revert JobEscrowWrongStatus(jobId, uint8(j.status));
+        uint256 windowEnd = uint256(j.updatedAt) + _config.challengeWindow;
+        if (block.timestamp >= windowEnd) revert JobEscrowChallengeWindowClosed(jobId, windowEnd);
+        uint96 bond = _config.challengeBond;
+        j.status = JobStatus.Disputed;
+        j.updatedAt = uint40(block.timestamp);
+        _disputes[jobId] = Dispute(msg.sender, bond);
+        emit JobChallenged(jobId, msg.sender, bond);
+        _token.safeTransferFrom(msg.sender, address(this), bond);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function resolveDispute(uint256 jobId, bool resultStands, bytes32 resultHash, address[] calldata signers)
+        external
+        nonReentrant
+        onlyRole(ARBITER_ROLE)
+    {
+        Job storage j = _jobs[jobId];
+        if (j.status != JobStatus.Disputed) revert JobEscrowWrongStatus(jobId, uint8(j.status));
+        uint256 disputeEnd = uint256(j.updatedAt) + _config.disputeTimeout;
+        if (block.timestamp >= disputeEnd) revert JobEscrowDisputeTimedOut(jobId, disputeEnd);
+        _checkSettlement(j, jobId, resultHash, signers);
+        Dispute memory d = _disputes[jobId];
+        if (resultStands) {
+            j.status = JobStatus.Released;
+            emit DisputeResolved(jobId, true);
+            _payOut(jobId, j.fee, signers);
+            _credit(treasury, d.bond);
+        } else {
+            ISlashing slashing_ = slashing;
+            if (address(slashing_) == address(0)) revert JobEscrowZeroAddress();
+            j.status = JobStatus.Overturned;
+            emit DisputeResolved(jobId, false);
+            emit JobRefunded(jobId, j.client, j.fee);
+            _credit(j.client, j.fee);
+            _credit(d.challenger, d.bond);
+            // Trusted call to governance's Slashing contract, after every effect above.
+            slashing_.slashOverturned(jobId, signers, d.challenger);
+        }
+    }
+
+    /// @inheritdoc IJobEscrow
+    function expireDispute(uint256 jobId) external nonReentrant {
+        Job storage j = _jobs[jobId];
+        if (j.status != JobStatus.Disputed) revert JobEscrowWrongStatus(jobId, uint8(j.status));
+        uint256 disputeEnd = uint256(j.updatedAt) + _config.disputeTimeout;
+        if (block.timestamp < disputeEnd) revert JobEscrowDisputeNotTimedOut(jobId, disputeEnd);
+        Dispute memory d = _disputes[jobId];
+        j.status = JobStatus.Refunded;
+        emit DisputeExpired(jobId);
+        emit JobRefunded(jobId, j.client, j.fee);
+        _credit(j.client, j.fee);
+        _credit(d.challenger, d.bond);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function claim() external nonReentrant whenNotPaused returns (uint256 amount) {
+        amount = _owed[msg.sender];
+        if (amount == 0) revert JobEscrowNothingToClaim(msg.sender);
+        _owed[msg.sender] = 0;
+        emit Claimed(msg.sender, amount);
+        _token.safeTransfer(msg.sender, amount);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IJobEscrow
+    function hashAttestation(Attestation calldata a) external view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(ATTESTATION_TYPEHASH, a.jobId, a.modelId, a.inputHash, a.resultHash, a.runtimeId))
+        );
+    }
+
+    /// @inheritdoc IJobEscrow
+    function verifySettlement(uint256 jobId, bytes32 resultHash, address[] calldata signers)
+        external
+        view
+        returns (bool)
+    {
+        Job storage j = _jobs[jobId];
+        return j.settlement != bytes32(0) && j.settlement == keccak256(abi.encode(resultHash, signers));
+    }
+
+    /// @inheritdoc IJobEscrow
+    function job(uint256 jobId) external view returns (Job memory) {
+        return _jobs[jobId];
+    }
+
+    /// @inheritdoc IJobEscrow
+    function owed(address account) external view returns (uint256) {
+        return _owed[account];
+    }
+
+    /// @inheritdoc IJobEscrow
+    function isRuntimeAllowed(bytes32 runtimeId) external view returns (bool) {
+        return _runtimeAllowed[runtimeId];
+    }
+
+    /// @inheritdoc IJobEscrow
+    function jobCount() external view returns (uint256) {
+        return _jobCount;
+    }
+
+    /// @inheritdoc IJobEscrow
+    function config() external view returns (Config memory) {
+        return _config;
+    }
+
+    /// @inheritdoc IJobEscrow
+    function token() external view returns (address) {
+        return address(_token);
+    }
+
+    /// @notice The registry whose active set signs.
+    function registry() external view returns (IStakingRegistry) {
+        return _registry;
+    }
+
+    /// @notice The EIP-712 domain separator of attestations.
+    // forge-lint: disable-next-line(mixed-case-function)
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               GOVERNANCE
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Stops new jobs, settlement, release, challenges and claims; refunds and expiries go on.
+    function pause() external onlyRole(GUARDIAN_ROLE) {
+        _pause();
+    }
+
+    /// @notice Lifts a pause; governance only.
+    function unpause() external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _unpause();
+    }
+
+    /// @notice Allows or disallows a runtime id (engine, canonicalisation and sandbox policy).
+    function setRuntimeAllowed(bytes32 runtimeId, bool allowed) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _runtimeAllowed[runtimeId] = allowed;
+        emit RuntimeAllowed(runtimeId, allowed);
+    }
+
+    /// @notice Replaces every parameter at once, each checked against its bounds.
+    function setConfig(Config calldata value) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setConfig(value);
+    }
+
+    /// @notice Sets where protocol fees and forfeited bonds go.
+    function setTreasury(address value) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setTreasury(value);
+    }
+
+    /// @notice Sets the Slashing contract that punishes signers of overturned results.
+    function setSlashing(ISlashing value) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (address(value) == address(0)) revert JobEscrowZeroAddress();
+        slashing = value;
+        emit AddressSet("slashing", address(value));
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                INTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    function _checkSettlement(Job storage j, uint256 jobId, bytes32 resultHash, address[] calldata signers)
+        internal
+        view
+    {
+        if (j.settlement != keccak256(abi.encode(resultHash, signers))) revert JobEscrowSettlementMismatch(jobId);
+    }
+
+    /// @dev Splits `fee`: the protocol share and the rounding dust to the treasury, the rest equally to the
+    /// operators behind `signers` (keys are bound to operators for good, so this is who signed).
+    function _payOut(uint256 jobId, uint256 fee, address[] calldata signers) internal {
+        uint256 protocolFee = Math.mulDiv(fee, _config.protocolFeeBps, BPS);
+        uint256 count = signers.length; // >= 1: settlement needs at least the threshold, which is >= 1
+        uint256 share = (fee - protocolFee) / count;
+        address[] memory operators = _registry.operatorsOf(signers);
+        for (uint256 i; i < count; ++i) {
+            _credit(operators[i], share);
+        }
+        uint256 toTreasury = fee - share * count;
+        _credit(treasury, toTreasury);
+        emit PaymentReleased(jobId, share, toTreasury);
+    }
+
+    function _credit(address account, uint256 amount) internal {
+        if (amount == 0) return;
+        _owed[account] += amount;
+        emit Credited(account, amount);
+    }
+
+    function _setConfig(Config memory c) internal {
+        if (c.minFee == 0) revert JobEscrowParameterOutOfBounds("minFee", c.minFee);
+        if (c.challengeBond == 0) revert JobEscrowParameterOutOfBounds("challengeBond", c.challengeBond);
+        if (c.protocolFeeBps > MAX_PROTOCOL_FEE_BPS) {
+            revert JobEscrowParameterOutOfBounds("protocolFeeBps", c.protocolFeeBps);
+        }
+        if (c.maxOutputBytes < MIN_OUTPUT_BYTES || c.maxOutputBytes > MAX_OUTPUT_BYTES) {
+            revert JobEscrowParameterOutOfBounds("maxOutputBytes", c.maxOutputBytes);
+        }
+        if (c.maxJobDuration == 0 || c.maxJobDuration > MAX_JOB_DURATION) {
+            revert JobEscrowParameterOutOfBounds("maxJobDuration", c.maxJobDuration);
+        }
+        if (c.minJobDuration > c.maxJobDuration) {
+            revert JobEscrowParameterOutOfBounds("minJobDuration", c.minJobDuration);
+        }
+        if (c.challengeWindow < MIN_CHALLENGE_WINDOW || c.challengeWindow > MAX_CHALLENGE_WINDOW) {
+            revert JobEscrowParameterOutOfBounds("challengeWindow", c.challengeWindow);
+        }
+        if (c.disputeTimeout < MIN_DISPUTE_TIMEOUT || c.disputeTimeout > MAX_DISPUTE_TIMEOUT) {
+            revert JobEscrowParameterOutOfBounds("disputeTimeout", c.disputeTimeout);
+        }
+        // A signer must stay slashable until every dispute over a result it signed can have ended: from its
+        // signature (at the latest at the deadline) through the challenge window and the dispute timeout.
+        uint256 exposure = uint256(c.maxJobDuration) + c.challengeWindow + c.disputeTimeout;
+        if (exposure > _registry.unbondingPeriod()) revert JobEscrowParameterOutOfBounds("exposure", exposure);
+        _config = c;
+        emit ParameterSet("config", uint256(keccak256(abi.encode(c))));
+    }
+
+    function _setTreasury(address value) internal {
+        if (value == address(0)) revert JobEscrowZeroAddress();
+        treasury = value;
+        emit AddressSet("treasury", value);
+    }
+}

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title IJobEscrowErrors
+/// @notice Custom errors of the JobEscrow, named `JobEscrow<Problem>` with diagnostic parameters.
+interface IJobEscrowErrors {
+    /// @notice The fee is below the minimum fee.
+    error JobEscrowFeeTooLow(uint256 fee, uint256 minFee);
+    /// @notice The deadline is not within [now + minJobDuration, now + maxJobDuration].
+    error JobEscrowDeadlineOutOfRange(uint256 deadline, uint256 earliest, uint256 latest);
+    /// @notice The job is not in the state the call needs.
+    error JobEscrowWrongStatus(uint256 jobId, uint8 status);
+    /// @notice The job's deadline passed at `deadline`, so it can no longer be settled.
+    error JobEscrowDeadlinePassed(uint256 jobId, uint256 deadline);
+    /// @notice The job's deadline at `deadline` has not passed yet, so it cannot be refunded.
+    error JobEscrowDeadlineNotReached(uint256 jobId, uint256 deadline);
+    /// @notice The runtime id is not on the governance allow-list.
+    error JobEscrowRuntimeNotAllowed(bytes32 runtimeId);
+    /// @notice keccak256(output) does not equal the attested result hash.
+    error JobEscrowOutputMismatch(bytes32 resultHash, bytes32 outputHash);
+    /// @notice The output is longer than the maximum the escrow publishes.
+    error JobEscrowOutputTooLarge(uint256 length, uint256 maxLength);
+    /// @notice Fewer valid signatures than the threshold M.
+    error JobEscrowInsufficientSignatures(uint256 count, uint256 threshold);
+    /// @notice The signer at `index` is not in the active set.
+    error JobEscrowInactiveSigner(uint256 index, address signer);
+    /// @notice The signer list or result hash does not match what was committed at settlement.
+    error JobEscrowSettlementMismatch(uint256 jobId);
+    /// @notice The challenge window is still open until `windowEnd`.
+    error JobEscrowChallengeWindowOpen(uint256 jobId, uint256 windowEnd);
+    /// @notice The challenge window closed at `windowEnd`.
+    error JobEscrowChallengeWindowClosed(uint256 jobId, uint256 windowEnd);
+    /// @notice The dispute must be resolved before `disputeEnd`; this one timed out.
+    error JobEscrowDisputeTimedOut(uint256 jobId, uint256 disputeEnd);
+    /// @notice The dispute is still within its resolution time, until `disputeEnd`.
+    error JobEscrowDisputeNotTimedOut(uint256 jobId, uint256 disputeEnd);
+    /// @notice The caller has nothing to claim.
+    error JobEscrowNothingToClaim(address account);
+    /// @notice A governance parameter is outside its allowed range.
+    error JobEscrowParameterOutOfBounds(bytes32 parameter, uint256 value);
+    /// @notice The zero address was given where an account is required.
+    error JobEscrowZeroAddress();
+}
+
+/// @title IJobEscrowEvents
+/// @notice Events of the JobEscrow, emitted right after the state change they describe.
+interface IJobEscrowEvents {
+    /// @notice A client escrowed `fee` for running `modelId` on `inputHash` before `deadline`.
+    event JobCreated(
+        uint256 indexed jobId,
+        address indexed client,
+        bytes32 indexed modelId,
+        bytes32 inputHash,
+        uint256 fee,
+        uint256 deadline
+    );
+    /// @notice M-of-N active signers attested `resultHash`; `output` are the canonical result bytes.
+    event JobSettled(
+        uint256 indexed jobId, bytes32 indexed resultHash, bytes32 runtimeId, address[] signers, bytes output
+    );
+    /// @notice The payment was released: `signerShare` to each signer's operator, `protocolFee` to the treasury.
+    event PaymentReleased(uint256 indexed jobId, uint256 signerShare, uint256 protocolFee);
+    /// @notice The fee went back to the client.
+    event JobRefunded(uint256 indexed jobId, address indexed client, uint256 fee);
+    /// @notice `challenger` disputed the settled result, posting `bond`.
+    event JobChallenged(uint256 indexed jobId, address indexed challenger, uint256 bond);
+    /// @notice The arbiter resolved the dispute: `resultStands` false means the result was overturned.
+    event DisputeResolved(uint256 indexed jobId, bool resultStands);
+    /// @notice Nobody resolved the dispute in time: the client was refunded and nobody was slashed.
+    event DisputeExpired(uint256 indexed jobId);
+    /// @notice `account` may now claim `amount` more.
+    event Credited(address indexed account, uint256 amount);
+    /// @notice `account` claimed `amount`.
+    event Claimed(address indexed account, uint256 amount);
+    /// @notice Governance allowed or disallowed a runtime id.
+    event RuntimeAllowed(bytes32 indexed runtimeId, bool allowed);
+    /// @notice A governance parameter changed.
+    event ParameterSet(bytes32 indexed parameter, uint256 value);
+    /// @notice An address parameter changed (`treasury`, `slashing`).
+    event AddressSet(bytes32 indexed parameter, address value);
+}
+
+/// @title IJobEscrow
+/// @notice Escrows inference fees, verifies M-of-N EIP-712 attestations from the StakingRegistry's active set,
+/// and pays signers after a challenge window, or refunds the client.
+interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
+    /// @notice A job's lifecycle. Status only moves to a higher value; the last three are terminal.
+    enum JobStatus {
+        None,
+        Created,
+        Settled,
+        Disputed,
+        Released,
+        Refunded,
+        Overturned
+    }
+
+    /// @notice What M-of-N signers sign (EIP-712 type `Attestation`).
+    /// @param jobId The escrow's job id.
+    /// @param modelId keccak256 of the model file.
+    /// @param inputHash keccak256 of the input bytes.
+    /// @param resultHash keccak256 of the canonical output bytes.
+    /// @param runtimeId Commits to the inference engine, canonicalisation and sandbox policy.
+    struct Attestation {
+        uint256 jobId;
+        bytes32 modelId;
+        bytes32 inputHash;
+        bytes32 resultHash;
+        bytes32 runtimeId;
+    }
+
+    /// @notice Governance parameters, packed into two storage slots.
+    /// @param minFee Smallest fee a job may escrow.
+    /// @param challengeBond Bond a challenger posts.
+    /// @param protocolFeeBps Treasury's share of each released fee, in basis points.
+    /// @param maxOutputBytes Largest output a settlement publishes.
+    /// @param minJobDuration Shortest time between creation and deadline.
+    /// @param maxJobDuration Longest time between creation and deadline.
+    /// @param challengeWindow Time after settlement during which the result can be challenged.
+    /// @param disputeTimeout Time the arbiter has to resolve a dispute.
+    struct Config {
+        uint96 minFee;
+        uint96 challengeBond;
+        uint16 protocolFeeBps;
+        uint32 maxOutputBytes;
+        uint40 minJobDuration;
+        uint40 maxJobDuration;
+        uint40 challengeWindow;
+        uint40 disputeTimeout;
+    }
+
+    /// @notice A job as stored.
+    /// @param client Who paid and gets any refund.
+    /// @param status Lifecycle state.
+    /// @param deadline Last second at which the job can be settled.
+    /// @param updatedAt When the job was settled (Settled) or challenged (Disputed).
+    /// @param fee The escrowed fee.
+    /// @param modelId keccak256 of the model file.
+    /// @param inputHash keccak256 of the input bytes.
+    /// @param settlement keccak256(abi.encode(resultHash, signers)) once settled.
+    struct Job {
+        address client;
+        JobStatus status;
+        uint40 deadline;
+        uint40 updatedAt;
+        uint256 fee;
+        bytes32 modelId;
+        bytes32 inputHash;
+        bytes32 settlement;
+    }
+
+    /// @notice Escrows `fee` (pulled from the caller) for running `modelId` on `inputHash`.
+    /// @param modelId keccak256 of the model file.
+    /// @param inputHash keccak256 of the input bytes.
+    /// @param fee Token amount to escrow; the caller must have approved it.
+    /// @param deadline Unix time by which the job must be settled, else it can be refunded.
+    /// @return jobId The new job's id.
+    function createJob(bytes32 modelId, bytes32 inputHash, uint256 fee, uint256 deadline)
+        external
+        returns (uint256 jobId);
+
+    /// @notice Settles a job with at least M signatures of active signers over the same attestation.
+    /// @param jobId The job.
+    /// @param runtimeId The runtime that produced the result; must be allowed.
+    /// @param resultHash keccak256(output).
+    /// @param output The canonical output bytes, published in `JobSettled`.
+    /// @param signatures Concatenated 65-byte (r, s, v) signatures, signers strictly ascending by address.
+    function settle(
+        uint256 jobId,
+        bytes32 runtimeId,
+        bytes32 resultHash,
+        bytes calldata output,
+        bytes calldata signatures
+    ) external;
+
+    /// @notice After the challenge window, credits the signers' operators and the treasury.
+    /// @param jobId The job.
+    /// @param resultHash The settled result hash (from `JobSettled`).
+    /// @param signers The settled signer list (from `JobSettled`).
+    function release(uint256 jobId, bytes32 resultHash, address[] calldata signers) external;
+
+    /// @notice Returns the fee to the client of an unsettled job after its deadline; anyone may call.
+    /// @param jobId The job.
+    function refund(uint256 jobId) external;
+
+    /// @notice Disputes a settled result within the challenge window, pulling the challenge bond.
+    /// @param jobId The job.
+    function challenge(uint256 jobId) external;
+
+    /// @notice The arbiter's verdict on a dispute, before the dispute timeout.
+    /// @param jobId The job.
+    /// @param resultStands True to pay signers (bond to treasury); false to refund, return the bond and slash.
+    /// @param resultHash The settled result hash.
+    /// @param signers The settled signer list.
+    function resolveDispute(uint256 jobId, bool resultStands, bytes32 resultHash, address[] calldata signers)
+        external;
+
+    /// @notice After the dispute timeout: refunds the client and returns the bond; nobody is slashed.
+    /// @param jobId The job.
+    function expireDispute(uint256 jobId) external;
+
+    /// @notice Pays the caller everything credited to it.
+    /// @return amount Token amount paid.
+    function claim() external returns (uint256 amount);
+
+    /// @notice The EIP-712 digest of an attestation in this escrow's domain.
+    function hashAttestation(Attestation calldata attestation) external view returns (bytes32);
+
+    /// @notice Whether `resultHash` with `signers` is what settled `jobId`.
+    function verifySettlement(uint256 jobId, bytes32 resultHash, address[] calldata signers)
+        external
+        view
+        returns (bool);
+
+    /// @notice A job as stored.
+    function job(uint256 jobId) external view returns (Job memory);
+
+    /// @notice What `account` can claim.
+    function owed(address account) external view returns (uint256);
+
+    /// @notice Whether `runtimeId` is allowed.
+    function isRuntimeAllowed(bytes32 runtimeId) external view returns (bool);
+
+    /// @notice The number of jobs created so far (ids run from 1 to this value).
+    function jobCount() external view returns (uint256);
+
+    /// @notice The current parameters.
+    function config() external view returns (Config memory);
+
+    /// @notice The fee token.
+    function token() external view returns (address);
+}
