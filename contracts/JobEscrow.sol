@@ -111,7 +111,7 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         returns (uint256 jobId)
     {
         Config memory c = _config;
-        if (fee < c.minFee) revert JobEscrowFeeTooLow(fee, c.minFee);
+        if (fee < c.minFee || fee > type(uint96).max) revert JobEscrowFeeOutOfRange(fee, c.minFee);
         uint256 earliest = block.timestamp + c.minJobDuration;
         uint256 latest = block.timestamp + c.maxJobDuration;
         if (deadline < earliest || deadline > latest) revert JobEscrowDeadlineOutOfRange(deadline, earliest, latest);
@@ -119,10 +119,11 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         jobId = ++_jobCount;
         Job storage j = _jobs[jobId];
         j.client = msg.sender;
+        // forge-lint: disable-next-line(unsafe-typecast) checked against 2^96 - 1 above
+        j.fee = uint96(fee);
         j.status = JobStatus.Created;
         // forge-lint: disable-next-line(unsafe-typecast) deadline <= now + 30 days, far below 2^40
         j.deadline = uint40(deadline);
-        j.fee = fee;
         j.modelId = modelId;
         j.inputHash = inputHash;
         emit JobCreated(jobId, msg.sender, modelId, inputHash, fee, deadline);
@@ -173,7 +174,7 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
 
         j.status = JobStatus.Settled;
         j.updatedAt = uint40(block.timestamp);
-        j.settlement = keccak256(abi.encode(resultHash, signers));
+        j.settlement = _settlementOf(resultHash, signers);
         emit JobSettled(jobId, resultHash, runtimeId, signers, output);
     }
 
@@ -281,7 +282,7 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         returns (bool)
     {
         Job storage j = _jobs[jobId];
-        return j.settlement != bytes32(0) && j.settlement == keccak256(abi.encode(resultHash, signers));
+        return j.settlement != bytes20(0) && j.settlement == _settlementOf(resultHash, signers);
     }
 
     /// @inheritdoc IJobEscrow
@@ -370,7 +371,12 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         internal
         view
     {
-        if (j.settlement != keccak256(abi.encode(resultHash, signers))) revert JobEscrowSettlementMismatch(jobId);
+        if (j.settlement != _settlementOf(resultHash, signers)) revert JobEscrowSettlementMismatch(jobId);
+    }
+
+    /// @dev The settlement commitment: what `release` and disputes check their (resultHash, signers) against.
+    function _settlementOf(bytes32 resultHash, address[] memory signers) internal pure returns (bytes20) {
+        return bytes20(keccak256(abi.encode(resultHash, signers)));
     }
 
     /// @dev Splits `fee`: the protocol share and the rounding dust to the treasury, the rest equally to the

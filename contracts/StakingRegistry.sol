@@ -70,10 +70,12 @@ contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pa
     uint256 public minStake;
     uint256 public unbondingPeriod;
     uint256 public maxActive;
-    uint256 public thresholdBps;
-    uint256 public minThreshold;
-    address public treasury;
+    /// @dev One slot, rewritten whenever the set changes: settlement reads M with a single SLOAD.
     uint64 private _activeSetVersion;
+    uint16 public thresholdBps;
+    uint8 public minThreshold;
+    uint8 private _threshold;
+    address public treasury;
 
     /*//////////////////////////////////////////////////////////////
                               CONSTRUCTOR
@@ -141,7 +143,7 @@ contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pa
             // Rotation swaps the key in the active set: attestations by the retired key stop counting.
             _activeSigners.remove(previous);
             _activeSigners.add(signer);
-            uint64 version = ++_activeSetVersion;
+            uint64 version = _bumpVersion();
             emit SignerRegistered(msg.sender, signer, previous);
             emit OperatorDeactivated(msg.sender, previous, version);
             emit OperatorActivated(msg.sender, signer, version);
@@ -266,7 +268,7 @@ contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pa
 
     /// @inheritdoc IStakingRegistry
     function threshold() public view returns (uint256) {
-        return Math.max(minThreshold, Math.mulDiv(_activeSigners.length(), thresholdBps, BPS, Math.Rounding.Ceil));
+        return _threshold;
     }
 
     /// @inheritdoc IStakingRegistry
@@ -358,13 +360,26 @@ contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pa
     function _activate(address operator_, Operator storage op) internal {
         op.active = true;
         _activeSigners.add(op.signer);
-        emit OperatorActivated(operator_, op.signer, ++_activeSetVersion);
+        emit OperatorActivated(operator_, op.signer, _bumpVersion());
     }
 
     function _deactivate(address operator_, Operator storage op) internal {
         op.active = false;
         _activeSigners.remove(op.signer);
-        emit OperatorDeactivated(operator_, op.signer, ++_activeSetVersion);
+        emit OperatorDeactivated(operator_, op.signer, _bumpVersion());
+    }
+
+    /// @dev Every change of the set or of the threshold parameters goes through here, so the cached M is
+    /// always max(minThreshold, ceil(N * thresholdBps / 10000)).
+    function _bumpVersion() internal returns (uint64 version) {
+        version = ++_activeSetVersion;
+        _updateThreshold();
+    }
+
+    function _updateThreshold() internal {
+        uint256 m = Math.max(minThreshold, Math.mulDiv(_activeSigners.length(), thresholdBps, BPS, Math.Rounding.Ceil));
+        // forge-lint: disable-next-line(unsafe-typecast) m <= max(minThreshold, N) <= 64
+        _threshold = uint8(m);
     }
 
     function _setMinStake(uint256 value) internal {
@@ -393,8 +408,11 @@ contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pa
         // A threshold below a simple majority would let a minority settle; 5000 bps is the floor.
         if (bps < 5000 || bps > BPS) revert StakingRegistryParameterOutOfBounds("thresholdBps", bps);
         if (floor == 0 || floor > MAX_ACTIVE_BOUND) revert StakingRegistryParameterOutOfBounds("minThreshold", floor);
-        thresholdBps = bps;
-        minThreshold = floor;
+        // forge-lint: disable-next-line(unsafe-typecast) bps <= 10000 was checked above
+        thresholdBps = uint16(bps);
+        // forge-lint: disable-next-line(unsafe-typecast) floor <= 64 was checked above
+        minThreshold = uint8(floor);
+        _updateThreshold();
         emit ParameterSet("thresholdBps", bps);
         emit ParameterSet("minThreshold", floor);
     }

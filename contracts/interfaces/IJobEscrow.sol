@@ -4,8 +4,8 @@ pragma solidity ^0.8.24;
 /// @title IJobEscrowErrors
 /// @notice Custom errors of the JobEscrow, named `JobEscrow<Problem>` with diagnostic parameters.
 interface IJobEscrowErrors {
-    /// @notice The fee is below the minimum fee.
-    error JobEscrowFeeTooLow(uint256 fee, uint256 minFee);
+    /// @notice The fee is below the minimum fee, or above 2^96 - 1.
+    error JobEscrowFeeOutOfRange(uint256 fee, uint256 minFee);
     /// @notice The deadline is not within [now + minJobDuration, now + maxJobDuration].
     error JobEscrowDeadlineOutOfRange(uint256 deadline, uint256 earliest, uint256 latest);
     /// @notice The job is not in the state the call needs.
@@ -129,24 +129,26 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
         uint40 disputeTimeout;
     }
 
-    /// @notice A job as stored.
+    /// @notice A job as stored, in four slots: (client, fee), (status, deadline, updatedAt, settlement),
+    /// modelId, inputHash. Settlement rewrites only the second slot, which the job already paid for.
     /// @param client Who paid and gets any refund.
+    /// @param fee The escrowed fee.
     /// @param status Lifecycle state.
     /// @param deadline Last second at which the job can be settled.
     /// @param updatedAt When the job was settled (Settled) or challenged (Disputed).
-    /// @param fee The escrowed fee.
+    /// @param settlement bytes20(keccak256(abi.encode(resultHash, signers))) once settled. 160 bits, like an
+    /// address: forging another (resultHash, signers) for a settled job is a 2^160 second-preimage search.
     /// @param modelId keccak256 of the model file.
     /// @param inputHash keccak256 of the input bytes.
-    /// @param settlement keccak256(abi.encode(resultHash, signers)) once settled.
     struct Job {
         address client;
+        uint96 fee;
         JobStatus status;
         uint40 deadline;
         uint40 updatedAt;
-        uint256 fee;
+        bytes20 settlement;
         bytes32 modelId;
         bytes32 inputHash;
-        bytes32 settlement;
     }
 
     /// @notice Escrows `fee` (pulled from the caller) for running `modelId` on `inputHash`.
