@@ -89,14 +89,20 @@ contract Slashing is ISlashing, AccessControlDefaultAdminRules, EIP712 {
         if (msg.sender != address(_escrow)) revert SlashingOnlyEscrow(msg.sender);
         Penalties memory p = _penalties;
         address[] memory operators = _registry.operatorsOf(signers);
-        for (uint256 i; i < operators.length; ++i) {
+        uint256 count = operators.length;
+        bytes32[] memory offences = new bytes32[](count);
+        // Record every offence before the first external call (checks-effects-interactions). Skip rather than
+        // revert on an operator already punished for this job: the escrow's verdict must go through.
+        for (uint256 i; i < count; ++i) {
             bytes32 offence = _offenceId(OFFENCE_OVERTURNED, operators[i], bytes32(jobId));
-            // Skip rather than revert: the escrow's verdict must go through even if a signer was
-            // already punished for this job.
             if (operators[i] == address(0) || _slashed[offence]) continue;
             _slashed[offence] = true;
+            offences[i] = offence;
+        }
+        for (uint256 i; i < count; ++i) {
+            if (offences[i] == bytes32(0)) continue;
             uint256 amount = _registry.slash(operators[i], p.overturnedBps, challenger, p.reporterBountyBps, true);
-            emit OffenceSlashed(offence, OFFENCE_OVERTURNED, operators[i], amount);
+            emit OffenceSlashed(offences[i], OFFENCE_OVERTURNED, operators[i], amount);
         }
     }
 
@@ -183,6 +189,7 @@ contract Slashing is ISlashing, AccessControlDefaultAdminRules, EIP712 {
 
     function _recover(bytes32 digest, bytes calldata signature) internal pure returns (address signer) {
         ECDSA.RecoverError err;
+        // slither-disable-next-line unused-return (the third value only details `err`, which is checked)
         (signer, err,) = ECDSA.tryRecover(digest, signature);
         if (err != ECDSA.RecoverError.NoError) revert SlashingInvalidSignature();
     }

@@ -45,6 +45,7 @@ library SignatureQuorum {
                 s := calldataload(add(p, 32))
                 v := byte(0, calldataload(add(p, 64)))
             }
+            // slither-disable-next-line unused-return (the third value only details `err`, which is checked)
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
             if (err != ECDSA.RecoverError.NoError) revert SignatureQuorumInvalidSignature(i);
             if (signer <= previous) revert SignatureQuorumSignersNotAscending(i, signer, previous);
