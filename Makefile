@@ -37,6 +37,10 @@ fmt: ## Format Solidity and Rust sources
 gas: ## Refresh .gas-snapshot and snapshots/ (gas figures for BENCHMARKS.md)
 	$(ENV) && forge snapshot --match-path 'test/gas/*' && forge test --match-path 'test/gas/*'
 
+.PHONY: abi
+abi: ## Copy the contracts' ABIs into sdk/abi (the Rust bindings' source)
+	$(ENV) && forge build && tools/sync-abi
+
 .PHONY: coverage
 coverage: ## Line and branch coverage of contracts/ (forge coverage)
 	tools/coverage

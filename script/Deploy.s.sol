@@ -105,7 +105,8 @@ abstract contract AttestaDeployer {
 /// @notice Deploys Attesta and writes `deployments/<chainId>.json`.
 /// @dev Environment: `DEPLOYER_PRIVATE_KEY` (default: anvil's first account), `ATTESTA_TOKEN` (default: a new
 /// TestToken), `ATTESTA_RUNTIME_IDS` (comma-separated bytes32 runtime ids to allow),
-/// `ATTESTA_CHALLENGE_WINDOW` (seconds). Usage:
+/// `ATTESTA_CHALLENGE_WINDOW` (seconds), `ATTESTA_DEPLOYMENT_FILE` (where to write the addresses, below
+/// `deployments/`; default `deployments/<chainId>.json`). Usage:
 /// `forge script script/Deploy.s.sol --rpc-url http://127.0.0.1:8545 --broadcast`
 contract Deploy is Script, AttestaDeployer {
     /// @dev anvil's well-known first dev key; only a default for local chains.
@@ -131,6 +132,7 @@ contract Deploy is Script, AttestaDeployer {
         vm.serializeAddress(obj, "stakingRegistry", address(d.registry));
         vm.serializeAddress(obj, "jobEscrow", address(d.escrow));
         string memory json = vm.serializeAddress(obj, "slashing", address(d.slashing));
-        vm.writeJson(json, string.concat(vm.projectRoot(), "/deployments/", vm.toString(block.chainid), ".json"));
+        string memory file = vm.envOr("ATTESTA_DEPLOYMENT_FILE", string.concat(vm.toString(block.chainid), ".json"));
+        vm.writeJson(json, string.concat(vm.projectRoot(), "/deployments/", file));
     }
 }

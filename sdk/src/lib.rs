@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+
+pub mod attestation;
+pub mod bindings;
+pub mod canonical;
+pub mod client;
+pub mod deployment;
+mod error;
+mod hash;
+pub mod operator;
+pub mod quorum;
+mod revert;
+
+pub use attestation::{Attestation, SignedAttestation, domain};
+pub use client::{AttestaClient, JobInfo, JobStatus, Settlement, VerifiedSettlement};
+pub use deployment::Deployment;
+pub use error::Error;
+pub use hash::{input_hash, model_id, result_hash};
+pub use operator::{OperatorClient, OperatorStatus};
