@@ -5,14 +5,15 @@ import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
 import {ISlashing} from "./interfaces/ISlashing.sol";
 import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
 import {SignatureQuorum} from "./libraries/SignatureQuorum.sol";
-import {AccessControlDefaultAdminRules} from
-    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {
+    AccessControlDefaultAdminRules
+} from "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 /// @title JobEscrow
 /// @notice Holds inference fees. A job settles when at least M of the N active signers of the
@@ -94,7 +95,9 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         address treasury_,
         Config memory config_
     ) AccessControlDefaultAdminRules(adminDelay, admin) EIP712("Attesta", "1") {
-        if (address(token_) == address(0) || address(registry_) == address(0)) revert JobEscrowZeroAddress();
+        if (address(token_) == address(0) || address(registry_) == address(0)) {
+            revert JobEscrowZeroAddress();
+        }
         _token = token_;
         _registry = registry_;
         _setTreasury(treasury_);
@@ -116,7 +119,9 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         if (fee < c.minFee || fee > type(uint96).max) revert JobEscrowFeeOutOfRange(fee, c.minFee);
         uint256 earliest = block.timestamp + c.minJobDuration;
         uint256 latest = block.timestamp + c.maxJobDuration;
-        if (deadline < earliest || deadline > latest) revert JobEscrowDeadlineOutOfRange(deadline, earliest, latest);
+        if (deadline < earliest || deadline > latest) {
+            revert JobEscrowDeadlineOutOfRange(deadline, earliest, latest);
+        }
 
         jobId = ++_jobCount;
         Job storage j = _jobs[jobId];
@@ -171,7 +176,9 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         );
         address[] memory signers = SignatureQuorum.recoverAscending(digest, signatures);
         (uint256 threshold, uint256 firstInactive) = _registry.checkSigners(signers);
-        if (firstInactive != signers.length) revert JobEscrowInactiveSigner(firstInactive, signers[firstInactive]);
+        if (firstInactive != signers.length) {
+            revert JobEscrowInactiveSigner(firstInactive, signers[firstInactive]);
+        }
         if (signers.length < threshold) revert JobEscrowInsufficientSignatures(signers.length, threshold);
 
         j.status = JobStatus.Settled;
@@ -273,7 +280,9 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
     /// @inheritdoc IJobEscrow
     function hashAttestation(Attestation calldata a) external view returns (bytes32) {
         return _hashTypedDataV4(
-            keccak256(abi.encode(ATTESTATION_TYPEHASH, a.jobId, a.modelId, a.inputHash, a.resultHash, a.runtimeId))
+            keccak256(
+                abi.encode(ATTESTATION_TYPEHASH, a.jobId, a.modelId, a.inputHash, a.resultHash, a.runtimeId)
+            )
         );
     }
 
@@ -429,7 +438,9 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         // A signer must stay slashable until every dispute over a result it signed can have ended: from its
         // signature (at the latest at the deadline) through the challenge window and the dispute timeout.
         uint256 exposure = uint256(c.maxJobDuration) + c.challengeWindow + c.disputeTimeout;
-        if (exposure > _registry.unbondingPeriod()) revert JobEscrowParameterOutOfBounds("exposure", exposure);
+        if (exposure > _registry.unbondingPeriod()) {
+            revert JobEscrowParameterOutOfBounds("exposure", exposure);
+        }
         _config = c;
         emit ParameterSet("config", uint256(keccak256(abi.encode(c))));
     }

@@ -5,8 +5,9 @@ import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
 import {ISlashing} from "./interfaces/ISlashing.sol";
 import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
 import {SignatureQuorum} from "./libraries/SignatureQuorum.sol";
-import {AccessControlDefaultAdminRules} from
-    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {
+    AccessControlDefaultAdminRules
+} from "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
@@ -28,6 +29,8 @@ contract Slashing is ISlashing, AccessControlDefaultAdminRules, EIP712 {
     /// @notice EIP-712 type of a downtime report.
     bytes32 public constant DOWNTIME_TYPEHASH = keccak256("DowntimeReport(address operator,uint64 epoch)");
 
+    /// @notice How many finished epochs back a downtime report may reach.
+    uint256 public constant DOWNTIME_REPORT_WINDOW = 7;
     uint256 internal constant BPS = 10_000;
 
     /*//////////////////////////////////////////////////////////////
@@ -72,7 +75,14 @@ contract Slashing is ISlashing, AccessControlDefaultAdminRules, EIP712 {
         IJobEscrow.Attestation calldata b,
         bytes calldata sigB
     ) external returns (uint256 amount) {
-        if (a.jobId != b.jobId || a.resultHash == b.resultHash) revert SlashingNotEquivocation(a.jobId, b.jobId);
+        // Two answers to one question: a different model or input is another question (a relayer could feed
+        // an honest node wrong bytes), and the relayer is trusted for liveness only.
+        if (
+            a.jobId != b.jobId || a.modelId != b.modelId || a.inputHash != b.inputHash
+                || a.resultHash == b.resultHash
+        ) {
+            revert SlashingNotEquivocation(a.jobId, b.jobId);
+        }
         address signerA = _recover(_escrow.hashAttestation(a), sigA);
         address signerB = _recover(_escrow.hashAttestation(b), sigB);
         if (signerA != signerB) revert SlashingSignerMismatch(signerA, signerB);
@@ -101,7 +111,8 @@ contract Slashing is ISlashing, AccessControlDefaultAdminRules, EIP712 {
         }
         for (uint256 i; i < count; ++i) {
             if (offences[i] == bytes32(0)) continue;
-            uint256 amount = _registry.slash(operators[i], p.overturnedBps, challenger, p.reporterBountyBps, true);
+            uint256 amount =
+                _registry.slash(operators[i], p.overturnedBps, challenger, p.reporterBountyBps, true);
             emit OffenceSlashed(offences[i], OFFENCE_OVERTURNED, operators[i], amount);
         }
     }
@@ -113,9 +124,14 @@ contract Slashing is ISlashing, AccessControlDefaultAdminRules, EIP712 {
     {
         uint256 current = currentEpoch();
         if (epoch >= current) revert SlashingEpochNotOver(epoch, current);
-        address[] memory signers = SignatureQuorum.recoverAscending(downtimeDigest(operator, epoch), signatures);
+        // Only recent epochs: otherwise a quorum could punish made-up periods from before the operator joined.
+        if (epoch + DOWNTIME_REPORT_WINDOW < current) revert SlashingEpochTooOld(epoch, current);
+        address[] memory signers =
+            SignatureQuorum.recoverAscending(downtimeDigest(operator, epoch), signatures);
         (uint256 threshold, uint256 firstInactive) = _registry.checkSigners(signers);
-        if (firstInactive != signers.length) revert SlashingInactiveSigner(firstInactive, signers[firstInactive]);
+        if (firstInactive != signers.length) {
+            revert SlashingInactiveSigner(firstInactive, signers[firstInactive]);
+        }
         if (signers.length < threshold) revert SlashingInsufficientSignatures(signers.length, threshold);
         bytes32 offence = _claimOffence(OFFENCE_DOWNTIME, operator, bytes32(uint256(epoch)));
         // Downtime removes the operator from the active set (it would otherwise keep raising M) but does
@@ -169,7 +185,12 @@ contract Slashing is ISlashing, AccessControlDefaultAdminRules, EIP712 {
     //////////////////////////////////////////////////////////////*/
 
     /// @notice Replaces the penalties, each checked against its bounds.
+    /// The epoch length is fixed at deployment: a new length would renumber periods already reported, so one
+    /// period could be punished twice and `currentEpoch` could move back.
     function setPenalties(Penalties calldata value) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (value.epochLength != _penalties.epochLength) {
+            revert SlashingParameterOutOfBounds("epochLength", value.epochLength);
+        }
         _setPenalties(value);
     }
 

@@ -2,16 +2,17 @@
 pragma solidity 0.8.30;
 
 import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
-import {AccessControlDefaultAdminRules} from
-    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {
+    AccessControlDefaultAdminRules
+} from "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 
 /// @title StakingRegistry
@@ -21,7 +22,13 @@ import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet
 /// `totalStaked` and `totalUnbonding` equal the sums over operators; the active set never exceeds
 /// `maxActive` <= MAX_ACTIVE_BOUND; `activeSetVersion` only increases. The token must be a plain ERC-20
 /// (no fee on transfer, no rebasing).
-contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pausable, ReentrancyGuardTransient, EIP712 {
+contract StakingRegistry is
+    IStakingRegistry,
+    AccessControlDefaultAdminRules,
+    Pausable,
+    ReentrancyGuardTransient,
+    EIP712
+{
     using SafeERC20 for IERC20;
     using EnumerableSet for EnumerableSet.AddressSet;
 
@@ -135,8 +142,11 @@ contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pa
         address bound = _signerOperator[signer];
         if (bound != address(0)) revert StakingRegistrySignerAlreadyBound(signer, bound);
         // slither-disable-next-line unused-return (the third value only details `err`, which is checked)
-        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(signerProofDigest(msg.sender, signer), proof);
-        if (err != ECDSA.RecoverError.NoError || recovered != signer) revert StakingRegistryInvalidSignerProof(signer);
+        (address recovered, ECDSA.RecoverError err,) =
+            ECDSA.tryRecover(signerProofDigest(msg.sender, signer), proof);
+        if (err != ECDSA.RecoverError.NoError || recovered != signer) {
+            revert StakingRegistryInvalidSignerProof(signer);
+        }
 
         Operator storage op = _operators[msg.sender];
         address previous = op.signer;
@@ -195,7 +205,9 @@ contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pa
     function withdraw() external nonReentrant whenNotPaused returns (uint256 amount) {
         Operator storage op = _operators[msg.sender];
         amount = op.unbonding;
-        if (amount == 0 || block.timestamp < op.unbondingEnd) revert StakingRegistryNotWithdrawable(op.unbondingEnd);
+        if (amount == 0 || block.timestamp < op.unbondingEnd) {
+            revert StakingRegistryNotWithdrawable(op.unbondingEnd);
+        }
         op.unbonding = 0;
         totalUnbonding -= amount;
         emit Withdrawn(msg.sender, amount);
@@ -232,7 +244,9 @@ contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pa
 
         uint256 bounty = reporter == address(0) ? 0 : Math.mulDiv(amount, reporterBps, BPS);
         emit Slashed(operator_, amount, reporter, bounty, jail);
-        if (bounty != 0) _token.safeTransfer(reporter, bounty);
+        // A reporter that cannot receive (a blocklisted address) must not shield the offender: its bounty
+        // goes to the treasury instead.
+        if (bounty != 0 && !_token.trySafeTransfer(reporter, bounty)) bounty = 0;
         if (amount > bounty) _token.safeTransfer(treasury, amount - bounty);
     }
 
@@ -387,13 +401,17 @@ contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pa
     }
 
     function _updateThreshold() internal {
-        uint256 m = Math.max(minThreshold, Math.mulDiv(_activeSigners.length(), thresholdBps, BPS, Math.Rounding.Ceil));
+        uint256 m = Math.max(
+            minThreshold, Math.mulDiv(_activeSigners.length(), thresholdBps, BPS, Math.Rounding.Ceil)
+        );
         // forge-lint: disable-next-line(unsafe-typecast) m <= max(minThreshold, N) <= 64
         _threshold = uint8(m);
     }
 
     function _setMinStake(uint256 value) internal {
-        if (value == 0 || value > type(uint96).max) revert StakingRegistryParameterOutOfBounds("minStake", value);
+        if (value == 0 || value > type(uint96).max) {
+            revert StakingRegistryParameterOutOfBounds("minStake", value);
+        }
         minStake = value;
         emit ParameterSet("minStake", value);
     }
@@ -415,9 +433,12 @@ contract StakingRegistry is IStakingRegistry, AccessControlDefaultAdminRules, Pa
     }
 
     function _setThreshold(uint256 bps, uint256 floor) internal {
-        // A threshold below a simple majority would let a minority settle; 5000 bps is the floor.
-        if (bps < 5000 || bps > BPS) revert StakingRegistryParameterOutOfBounds("thresholdBps", bps);
-        if (floor == 0 || floor > MAX_ACTIVE_BOUND) revert StakingRegistryParameterOutOfBounds("minThreshold", floor);
+        // M must exceed N/2 so two conflicting results can never both reach a quorum; hence bps > 5000.
+        // A floor above N makes the quorum unreachable, which halts settlement (fails safe) until N grows.
+        if (bps <= 5000 || bps > BPS) revert StakingRegistryParameterOutOfBounds("thresholdBps", bps);
+        if (floor == 0 || floor > MAX_ACTIVE_BOUND) {
+            revert StakingRegistryParameterOutOfBounds("minThreshold", floor);
+        }
         // forge-lint: disable-next-line(unsafe-typecast) bps <= 10000 was checked above
         thresholdBps = uint16(bps);
         // forge-lint: disable-next-line(unsafe-typecast) floor <= 64 was checked above

@@ -86,9 +86,20 @@ abstract contract AttestaDeployer {
             cfg.thresholdBps,
             cfg.minThreshold
         );
-        d.escrow = new JobEscrow(d.token, IStakingRegistry(address(d.registry)), cfg.admin, cfg.adminDelay, cfg.treasury, cfg.escrow);
+        d.escrow = new JobEscrow(
+            d.token,
+            IStakingRegistry(address(d.registry)),
+            cfg.admin,
+            cfg.adminDelay,
+            cfg.treasury,
+            cfg.escrow
+        );
         d.slashing = new Slashing(
-            IStakingRegistry(address(d.registry)), IJobEscrow(address(d.escrow)), cfg.admin, cfg.adminDelay, cfg.penalties
+            IStakingRegistry(address(d.registry)),
+            IJobEscrow(address(d.escrow)),
+            cfg.admin,
+            cfg.adminDelay,
+            cfg.penalties
         );
         d.registry.grantRole(d.registry.SLASHER_ROLE(), address(d.slashing));
         d.registry.grantRole(d.registry.GUARDIAN_ROLE(), cfg.guardian);
@@ -110,14 +121,16 @@ abstract contract AttestaDeployer {
 /// `forge script script/Deploy.s.sol --rpc-url http://127.0.0.1:8545 --broadcast`
 contract Deploy is Script, AttestaDeployer {
     /// @dev anvil's well-known first dev key; only a default for local chains.
-    uint256 internal constant ANVIL_KEY_0 = 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80;
+    uint256 internal constant ANVIL_KEY_0 =
+        0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80;
 
     function run() external returns (Deployment memory d) {
         uint256 key = vm.envOr("DEPLOYER_PRIVATE_KEY", ANVIL_KEY_0);
         address admin = vm.addr(key);
         DeployConfig memory cfg = _localConfig(admin);
         cfg.token = IERC20(vm.envOr("ATTESTA_TOKEN", address(0)));
-        cfg.escrow.challengeWindow = uint40(vm.envOr("ATTESTA_CHALLENGE_WINDOW", uint256(cfg.escrow.challengeWindow)));
+        cfg.escrow.challengeWindow =
+            uint40(vm.envOr("ATTESTA_CHALLENGE_WINDOW", uint256(cfg.escrow.challengeWindow)));
         cfg.runtimeIds = vm.envOr("ATTESTA_RUNTIME_IDS", ",", new bytes32[](0));
 
         vm.startBroadcast(key);
@@ -132,7 +145,8 @@ contract Deploy is Script, AttestaDeployer {
         vm.serializeAddress(obj, "stakingRegistry", address(d.registry));
         vm.serializeAddress(obj, "jobEscrow", address(d.escrow));
         string memory json = vm.serializeAddress(obj, "slashing", address(d.slashing));
-        string memory file = vm.envOr("ATTESTA_DEPLOYMENT_FILE", string.concat(vm.toString(block.chainid), ".json"));
+        string memory file =
+            vm.envOr("ATTESTA_DEPLOYMENT_FILE", string.concat(vm.toString(block.chainid), ".json"));
         vm.writeJson(json, string.concat(vm.projectRoot(), "/deployments/", file));
     }
 }

@@ -18,6 +18,8 @@ interface ISlashingErrors {
     error SlashingAlreadySlashed(bytes32 offence);
     /// @notice The downtime epoch has not ended yet (current epoch `current`).
     error SlashingEpochNotOver(uint256 epoch, uint256 current);
+    /// @notice A downtime report must name one of the last `DOWNTIME_REPORT_WINDOW` epochs.
+    error SlashingEpochTooOld(uint256 epoch, uint256 current);
     /// @notice Fewer valid report signatures than the threshold M.
     error SlashingInsufficientSignatures(uint256 count, uint256 threshold);
     /// @notice The report signer at `index` is not in the active set.
@@ -34,7 +36,9 @@ interface ISlashingErrors {
 /// @notice Events of the Slashing contract.
 interface ISlashingEvents {
     /// @notice `operator` was punished for `offence` (an `OFFENCE_*` kind) and lost `amount`.
-    event OffenceSlashed(bytes32 indexed offence, uint8 indexed kind, address indexed operator, uint256 amount);
+    event OffenceSlashed(
+        bytes32 indexed offence, uint8 indexed kind, address indexed operator, uint256 amount
+    );
     /// @notice A penalty or bounty parameter changed.
     event ParameterSet(bytes32 indexed parameter, uint256 value);
 }

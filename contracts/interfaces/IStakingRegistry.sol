@@ -42,7 +42,9 @@ interface IStakingRegistryEvents {
     /// @notice `operator` withdrew `amount` of unbonded stake.
     event Withdrawn(address indexed operator, uint256 amount);
     /// @notice `operator` lost `amount` (from stake, then unbonding); `bounty` of it went to `reporter`.
-    event Slashed(address indexed operator, uint256 amount, address indexed reporter, uint256 bounty, bool jailed);
+    event Slashed(
+        address indexed operator, uint256 amount, address indexed reporter, uint256 bounty, bool jailed
+    );
     /// @notice A governance parameter changed.
     event ParameterSet(bytes32 indexed parameter, uint256 value);
     /// @notice The treasury that receives slashed stake changed.

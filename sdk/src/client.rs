@@ -6,7 +6,7 @@ use crate::{
     bindings::{JobEscrow, StakingRegistry, TestToken},
     deployment::Deployment,
     quorum, result_hash,
-    revert::{self, STATUS_NAMES},
+    revert::STATUS_NAMES,
 };
 use alloy::{
     consensus::Transaction as _,
@@ -171,11 +171,7 @@ impl<P: Provider + Clone> AttestaClient<P> {
         deadline: u64,
     ) -> Result<U256, Error> {
         let token = self.token();
-        let allowance = token
-            .allowance(self.account, self.deployment.job_escrow)
-            .call()
-            .await
-            .map_err(revert::decode)?;
+        let allowance = token.allowance(self.account, self.deployment.job_escrow).call().await?;
         if allowance < fee {
             send(token.approve(self.deployment.job_escrow, fee), self.account).await?;
         }
@@ -190,7 +186,7 @@ impl<P: Provider + Clone> AttestaClient<P> {
 
     /// The job as stored on-chain.
     pub async fn job(&self, job_id: U256) -> Result<JobInfo, Error> {
-        let j = self.escrow().job(job_id).call().await.map_err(revert::decode)?;
+        let j = self.escrow().job(job_id).call().await?;
         Ok(JobInfo {
             id: job_id,
             client: j.client,
@@ -287,20 +283,15 @@ impl<P: Provider + Clone> AttestaClient<P> {
         let registry = self.registry();
         let mut active = HashSet::new();
         for signer in &signers {
-            if registry.isActiveSigner(*signer).block(at).call().await.map_err(revert::decode)? {
+            if registry.isActiveSigner(*signer).block(at).call().await? {
                 active.insert(*signer);
             }
         }
-        let threshold =
-            registry.threshold().block(at).call().await.map_err(revert::decode)?.to::<usize>();
+        let threshold = registry.threshold().block(at).call().await?.to::<usize>();
         quorum::check_quorum(&signers, &active, threshold)?;
 
-        let committed = self
-            .escrow()
-            .verifySettlement(job_id, settlement.result_hash, signers)
-            .call()
-            .await
-            .map_err(revert::decode)?;
+        let committed =
+            self.escrow().verifySettlement(job_id, settlement.result_hash, signers).call().await?;
         if !committed {
             return Err(Error::SettlementMismatch { job_id });
         }
@@ -320,7 +311,7 @@ impl<P: Provider + Clone> AttestaClient<P> {
 
     /// What this client's account can claim.
     pub async fn owed(&self) -> Result<U256, Error> {
-        self.escrow().owed(self.account).call().await.map_err(revert::decode)
+        self.escrow().owed(self.account).call().await.map_err(Error::from)
     }
 
     /// Withdraws everything credited to this client's account; returns the amount.
@@ -364,7 +355,11 @@ pub(crate) async fn send<P: Provider, D: CallDecoder>(
     call: CallBuilder<P, D>,
     from: Address,
 ) -> Result<TransactionReceipt, Error> {
-    let pending = call.from(from).send().await.map_err(revert::decode)?;
+    // Estimate before the provider's fillers run: a revert must surface here, before a cached nonce
+    // manager hands out a nonce that no transaction will ever use (which would stall every later one).
+    let call = call.from(from);
+    let gas = call.estimate_gas().await?;
+    let pending = call.gas(gas + gas / 5).send().await?;
     let receipt = pending.get_receipt().await?;
     if !receipt.status() {
         return Err(Error::TransactionFailed { tx_hash: receipt.transaction_hash });

@@ -142,7 +142,7 @@ pub enum Error {
     },
     /// A contract call failed without a decodable custom error (RPC, ABI, or plain revert).
     #[error("contract call failed: {0}")]
-    Contract(#[from] alloy::contract::Error),
+    Contract(alloy::contract::Error),
     /// The RPC endpoint failed or is unreachable; retrying may help.
     #[error("rpc: {0}; check that the endpoint is up and reachable")]
     Rpc(#[from] alloy::transports::TransportError),
@@ -152,6 +152,14 @@ pub enum Error {
     /// Signing failed.
     #[error("signing failed: {0}")]
     Signer(#[from] alloy::signers::Error),
+}
+
+/// Decodes the contracts' custom errors into [`Error::Revert`]; anything else stays
+/// [`Error::Contract`].
+impl From<alloy::contract::Error> for Error {
+    fn from(err: alloy::contract::Error) -> Self {
+        crate::revert::decode(err)
+    }
 }
 
 impl Error {

@@ -10,6 +10,8 @@ mod hash;
 pub mod operator;
 pub mod quorum;
 mod revert;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 
 pub use attestation::{Attestation, SignedAttestation, domain};
 pub use client::{AttestaClient, JobInfo, JobStatus, Settlement, VerifiedSettlement};

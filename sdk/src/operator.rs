@@ -5,7 +5,6 @@ use crate::{
     bindings::{StakingRegistry, TestToken},
     client::{decode_log, send},
     deployment::Deployment,
-    revert,
 };
 use alloy::{
     primitives::{Address, B256, U256},
@@ -82,8 +81,7 @@ impl<P: Provider + Clone> OperatorClient<P> {
     pub async fn stake(&self, amount: U256) -> Result<TransactionReceipt, Error> {
         let token = TestToken::new(self.deployment.token, self.provider.clone());
         let registry = self.deployment.staking_registry;
-        let allowance =
-            token.allowance(self.operator, registry).call().await.map_err(revert::decode)?;
+        let allowance = token.allowance(self.operator, registry).call().await?;
         if allowance < amount {
             send(token.approve(registry, amount), self.operator).await?;
         }
@@ -128,7 +126,7 @@ impl<P: Provider + Clone> OperatorClient<P> {
 
     /// This operator's position.
     pub async fn status(&self) -> Result<OperatorStatus, Error> {
-        let op = self.registry().operator(self.operator).call().await.map_err(revert::decode)?;
+        let op = self.registry().operator(self.operator).call().await?;
         Ok(OperatorStatus {
             signer: op.signer,
             stake: U256::from(op.stake),

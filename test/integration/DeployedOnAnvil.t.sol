@@ -26,8 +26,9 @@ contract DeployedOnAnvilTest is Test {
             return;
         }
         vm.createSelectFork(rpc);
-        string memory json =
-            vm.readFile(string.concat(vm.projectRoot(), "/deployments/", vm.toString(block.chainid), ".json"));
+        string memory json = vm.readFile(
+            string.concat(vm.projectRoot(), "/deployments/", vm.toString(block.chainid), ".json")
+        );
         registry = StakingRegistry(vm.parseJsonAddress(json, ".stakingRegistry"));
         escrow = JobEscrow(vm.parseJsonAddress(json, ".jobEscrow"));
         slashing = Slashing(vm.parseJsonAddress(json, ".slashing"));

@@ -9,7 +9,11 @@ import {Test} from "forge-std/Test.sol";
 /// Slashing.slashDowntime call it.
 contract SignatureQuorumHarness {
     /// @notice Recovers the strictly ascending signers of `digest` from packed 65-byte signatures.
-    function recoverAscending(bytes32 digest, bytes calldata signatures) external pure returns (address[] memory) {
+    function recoverAscending(bytes32 digest, bytes calldata signatures)
+        external
+        pure
+        returns (address[] memory)
+    {
         return SignatureQuorum.recoverAscending(digest, signatures);
     }
 }
@@ -19,7 +23,8 @@ contract SignatureQuorumHarness {
 /// blob framing, checked against a reference model written with the bare `ecrecover` precompile.
 contract SignatureQuorumTest is Test {
     /// @dev secp256k1 group order n.
-    uint256 internal constant SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+    uint256 internal constant SECP256K1_N =
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
     /// @dev floor(n / 2): EIP-2's upper bound on s, written out rather than derived from the library.
     uint256 internal constant HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
 
@@ -103,7 +108,11 @@ contract SignatureQuorumTest is Test {
         return abi.encodeWithSelector(SignatureQuorum.SignatureQuorumInvalidSignature.selector, index);
     }
 
-    function _notAscending(uint256 index, address signer, address previous) internal pure returns (bytes memory) {
+    function _notAscending(uint256 index, address signer, address previous)
+        internal
+        pure
+        returns (bytes memory)
+    {
         return abi.encodeWithSelector(
             SignatureQuorum.SignatureQuorumSignersNotAscending.selector, index, signer, previous
         );
@@ -111,8 +120,14 @@ contract SignatureQuorumTest is Test {
 
     /// @dev Reference model: the bare precompile, the EIP-2 bound and a strict `>` against the previous signer.
     /// Returns the exact return data (abi-encoded signers) or revert data the library must produce.
-    function _reference(bytes32 digest, bytes memory blob) internal pure returns (bool ok, bytes memory data) {
-        if (blob.length == 0 || blob.length % 65 != 0) return (false, _malformed(blob.length));
+    function _reference(bytes32 digest, bytes memory blob)
+        internal
+        pure
+        returns (bool ok, bytes memory data)
+    {
+        if (blob.length == 0 || blob.length % 65 != 0) {
+            return (false, _malformed(blob.length));
+        }
         uint256 count = blob.length / 65;
         address[] memory signers = new address[](count);
         address previous;
@@ -131,8 +146,8 @@ contract SignatureQuorumTest is Test {
     function _checkAgainstReference(bytes32 digest, bytes memory blob) internal view returns (bool ok) {
         bytes memory expected;
         (ok, expected) = _reference(digest, blob);
-        (bool success, bytes memory data) =
-            address(harness).staticcall(abi.encodeCall(SignatureQuorumHarness.recoverAscending, (digest, blob)));
+        (bool success, bytes memory data) = address(harness)
+            .staticcall(abi.encodeCall(SignatureQuorumHarness.recoverAscending, (digest, blob)));
         assertEq(success, ok, "success differs from the reference");
         assertEq(data, expected, "return or revert data differs from the reference");
     }
@@ -348,7 +363,9 @@ contract SignatureQuorumTest is Test {
         harness.recoverAscending(DIGEST, blob);
     }
 
-    function testFuzz_RevertWhen_signatureMalleated(bytes32 digest, uint256 countSeed, uint256 posSeed) public {
+    function testFuzz_RevertWhen_signatureMalleated(bytes32 digest, uint256 countSeed, uint256 posSeed)
+        public
+    {
         uint256 count = bound(countSeed, 1, 8);
         uint256 pos = bound(posSeed, 0, count - 1);
         (uint256[] memory keys, address[] memory addrs) = _sortedKeys(count, posSeed);
@@ -391,7 +408,8 @@ contract SignatureQuorumTest is Test {
 
     function test_RevertWhen_signerRepeated() public {
         (uint256[] memory keys, address[] memory addrs) = _sortedKeys(3, 18);
-        bytes memory blob = bytes.concat(_sign(keys[0], DIGEST), _sign(keys[1], DIGEST), _sign(keys[1], DIGEST));
+        bytes memory blob =
+            bytes.concat(_sign(keys[0], DIGEST), _sign(keys[1], DIGEST), _sign(keys[1], DIGEST));
         vm.expectRevert(_notAscending(2, addrs[1], addrs[1]));
         harness.recoverAscending(DIGEST, blob);
     }
@@ -439,7 +457,9 @@ contract SignatureQuorumTest is Test {
         harness.recoverAscending(DIGEST, blob);
     }
 
-    function testFuzz_RevertWhen_signersNotAscending(uint256 countSeed, uint256 salt, uint256 shuffleSeed) public {
+    function testFuzz_RevertWhen_signersNotAscending(uint256 countSeed, uint256 salt, uint256 shuffleSeed)
+        public
+    {
         uint256 count = bound(countSeed, 2, 12);
         (uint256[] memory keys, address[] memory addrs) = _sortedKeys(count, salt);
         // Random permutation; then the expected error is the first descent (a repeat is impossible: keys distinct).

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {AttestaTest} from "../utils/AttestaTest.sol";
 import {IJobEscrow} from "../../contracts/interfaces/IJobEscrow.sol";
+import {AttestaTest} from "../utils/AttestaTest.sol";
 
 contract SmokeTest is AttestaTest {
     function test_fullFlow_paysSignersAndTreasury() public {

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {AttestaDeployer} from "../../script/Deploy.s.sol";
 import {JobEscrow} from "../../contracts/JobEscrow.sol";
 import {Slashing} from "../../contracts/Slashing.sol";
 import {StakingRegistry} from "../../contracts/StakingRegistry.sol";
 import {IJobEscrow} from "../../contracts/interfaces/IJobEscrow.sol";
 import {TestToken} from "../../contracts/mocks/TestToken.sol";
+import {AttestaDeployer} from "../../script/Deploy.s.sol";
 import {Test} from "forge-std/Test.sol";
 
 /// @title AttestaTest
@@ -27,7 +27,8 @@ abstract contract AttestaTest is Test, AttestaDeployer {
     uint256 internal constant FEE = 1 ether;
 
     /// @dev secp256k1 group order; s above n/2 is the malleated twin of a valid signature.
-    uint256 internal constant SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+    uint256 internal constant SECP256K1_N =
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
 
     address internal admin = makeAddr("admin");
     address internal guardian = makeAddr("guardian");

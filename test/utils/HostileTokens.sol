@@ -95,6 +95,12 @@ contract ReentrantPayee is ITokenReceiver {
         armed = true;
     }
 
+    /// @notice Cancels a pending `arm` (a bubbled revert rolls back the hook's own disarming).
+    function disarm() external {
+        if (msg.sender != owner) revert ReentrantPayeeNotOwner(msg.sender);
+        armed = false;
+    }
+
     /// @inheritdoc ITokenReceiver
     function onTokenReceived(address, uint256) external {
         if (!armed) return;

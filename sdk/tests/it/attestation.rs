@@ -1,0 +1,215 @@
+//! Rust-signed attestations verified by `JobEscrow.settle` on a real chain: every accepted size and
+//! every rejection, with the sdk's own quorum check agreeing with the contract each time.
+
+use alloy::{
+    primitives::{Address, Bytes, U256, keccak256},
+    providers::Provider,
+    signers::{Signature, local::PrivateKeySigner},
+};
+use attesta_sdk::{
+    AttestaClient, Attestation, Error, domain, input_hash, model_id, quorum,
+    testing::{Devnet, TestOperator, test_runtime_id},
+};
+use std::collections::HashSet;
+
+const OUTPUT: &[u8] = b"ATO1 test output";
+
+struct Setup {
+    devnet: Devnet,
+    ops: Vec<TestOperator>,
+    client: AttestaClient<alloy::providers::DynProvider>,
+    job_id: U256,
+}
+
+async fn setup(n: usize) -> Setup {
+    let devnet = Devnet::spawn().await;
+    let ops = devnet.add_operators(n).await;
+    let account = devnet.key(0).address();
+    let client = AttestaClient::new(devnet.provider.clone(), devnet.deployment.clone(), account);
+    devnet.mint(account, U256::from(10).pow(U256::from(21))).await;
+    let deadline = devnet.now().await + 3600;
+    let job_id = client
+        .create_job(
+            model_id(b"model"),
+            input_hash(b"input"),
+            U256::from(10).pow(U256::from(18)),
+            deadline,
+        )
+        .await
+        .unwrap();
+    Setup { devnet, ops, client, job_id }
+}
+
+fn attestation(job_id: U256) -> Attestation {
+    Attestation::new(
+        job_id,
+        model_id(b"model"),
+        input_hash(b"input"),
+        keccak256(OUTPUT),
+        test_runtime_id(),
+    )
+}
+
+impl Setup {
+    fn signers(&self, m: usize) -> Vec<PrivateKeySigner> {
+        self.ops.iter().take(m).map(|op| op.signer.clone()).collect()
+    }
+
+    fn sign_all(&self, keys: &[PrivateKeySigner]) -> Vec<(Address, Signature)> {
+        let domain = self.devnet.deployment.attestation_domain();
+        keys.iter()
+            .map(|k| {
+                let s = attestation(self.job_id).sign(k, &domain).unwrap();
+                (s.signer, s.signature)
+            })
+            .collect()
+    }
+
+    /// Simulates settle with these packed signatures; returns the decoded revert, if any.
+    async fn try_settle(&self, signatures: Bytes) -> Result<(), Error> {
+        let escrow = self.client.escrow();
+        let call = escrow.settle(
+            self.job_id,
+            test_runtime_id(),
+            keccak256(OUTPUT),
+            OUTPUT.to_vec().into(),
+            signatures,
+        );
+        match call.from(self.client.account()).send().await {
+            Ok(pending) => {
+                assert!(pending.get_receipt().await.unwrap().status());
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn active_set(&self) -> HashSet<Address> {
+        self.client.registry().activeSigners().call().await.unwrap().into_iter().collect()
+    }
+}
+
+fn revert_name(result: Result<(), Error>) -> String {
+    match result {
+        Err(Error::Revert { name, .. }) => name,
+        other => panic!("expected a custom-error revert, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rust_signatures_settle_on_chain_for_every_size() {
+    for (n, m) in [(1, 1), (4, 3), (7, 5), (16, 11), (32, 22)] {
+        let s = setup(n).await;
+        let threshold = s.client.registry().threshold().call().await.unwrap();
+        assert_eq!(threshold, U256::from(m), "threshold for N={n}");
+
+        // The sdk judges the set exactly as the contract will: M-1 short, M enough.
+        let digest = attestation(s.job_id).digest(&s.devnet.deployment.attestation_domain());
+        let active = s.active_set().await;
+        let (short, _) = quorum::pack_signatures(s.sign_all(&s.signers(m - 1)).into_iter());
+        if m > 1 {
+            let signers = quorum::recover_ascending(digest, &short).unwrap();
+            assert!(matches!(
+                quorum::check_quorum(&signers, &active, m),
+                Err(Error::InsufficientSignatures { .. })
+            ));
+            assert_eq!(revert_name(s.try_settle(short).await), "JobEscrowInsufficientSignatures");
+        }
+        let (packed, expected) = quorum::pack_signatures(s.sign_all(&s.signers(m)).into_iter());
+        let signers = quorum::recover_ascending(digest, &packed).unwrap();
+        assert_eq!(signers, expected);
+        quorum::check_quorum(&signers, &active, m).unwrap();
+        s.try_settle(packed).await.unwrap();
+
+        let settled = s.client.verify_settlement(s.job_id).await.unwrap();
+        assert_eq!(settled.settlement.signers, expected, "{m}-of-{n}");
+        assert_eq!(settled.threshold, m);
+    }
+}
+
+#[tokio::test]
+async fn every_rejection_matches_between_sdk_and_contract() {
+    let s = setup(4).await;
+    let deployment = &s.devnet.deployment;
+    let good = attestation(s.job_id);
+    let keys = s.signers(3);
+
+    // Wrong chain id and wrong verifying contract: valid signatures by active keys, wrong domain.
+    for wrong in [
+        domain(deployment.chain_id + 1, deployment.job_escrow),
+        domain(deployment.chain_id, deployment.slashing),
+    ] {
+        let sigs = keys.iter().map(|k| {
+            let signed = good.sign(k, &wrong).unwrap();
+            (signed.signer, signed.signature)
+        });
+        let (packed, _) = quorum::pack_signatures(sigs);
+        // They recover to unrelated addresses: inactive (or out of order) on-chain.
+        let name = revert_name(s.try_settle(packed).await);
+        assert!(
+            name == "JobEscrowInactiveSigner" || name == "SignatureQuorumSignersNotAscending",
+            "wrong domain gave {name}"
+        );
+    }
+
+    let digest = good.digest(&deployment.attestation_domain());
+    let sorted = s.sign_all(&keys);
+    let (packed, _) = quorum::pack_signatures(sorted.clone());
+    let chunks: Vec<Vec<u8>> = packed.chunks(65).map(<[u8]>::to_vec).collect();
+
+    // High s: the malleated twin of a valid signature.
+    let mut high_s = chunks.clone();
+    let sig = Signature::from_raw(&high_s[0]).unwrap();
+    let n = U256::from_str_radix(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141",
+        16,
+    )
+    .unwrap();
+    let flipped = Signature::new(sig.r(), n - sig.s(), !sig.v());
+    high_s[0] = flipped.as_bytes().to_vec();
+    let high_s: Bytes = high_s.concat().into();
+    assert!(matches!(quorum::recover_ascending(digest, &high_s), Err(Error::HighS { index: 0 })));
+    assert_eq!(revert_name(s.try_settle(high_s).await), "SignatureQuorumInvalidSignature");
+
+    // Duplicate: the first signature twice.
+    let dup: Bytes = [chunks[0].clone(), chunks[0].clone(), chunks[1].clone()].concat().into();
+    assert!(matches!(
+        quorum::recover_ascending(digest, &dup),
+        Err(Error::SignersNotAscending { index: 1, .. })
+    ));
+    assert_eq!(revert_name(s.try_settle(dup).await), "SignatureQuorumSignersNotAscending");
+
+    // Unsorted: the last two swapped.
+    let unsorted: Bytes = [chunks[0].clone(), chunks[2].clone(), chunks[1].clone()].concat().into();
+    assert!(matches!(
+        quorum::recover_ascending(digest, &unsorted),
+        Err(Error::SignersNotAscending { index: 2, .. })
+    ));
+    assert_eq!(revert_name(s.try_settle(unsorted).await), "SignatureQuorumSignersNotAscending");
+
+    // Inactive: a key that was never registered, in place of an operator's.
+    let outsider = PrivateKeySigner::random();
+    let mut with_outsider = s.sign_all(&keys[..2]);
+    let o = good.sign(&outsider, &deployment.attestation_domain()).unwrap();
+    with_outsider.push((o.signer, o.signature));
+    let (packed_outsider, _) = quorum::pack_signatures(with_outsider);
+    let recovered = quorum::recover_ascending(digest, &packed_outsider).unwrap();
+    assert!(matches!(
+        quorum::check_quorum(&recovered, &s.active_set().await, 3),
+        Err(Error::InactiveSigner { signer, .. }) if signer == outsider.address()
+    ));
+    assert_eq!(revert_name(s.try_settle(packed_outsider).await), "JobEscrowInactiveSigner");
+
+    // Malformed lengths.
+    let short: Bytes = chunks[0][..64].to_vec().into();
+    assert!(matches!(
+        quorum::recover_ascending(digest, &short),
+        Err(Error::MalformedSignatures { length: 64 })
+    ));
+    assert_eq!(revert_name(s.try_settle(short).await), "SignatureQuorumMalformed");
+
+    // After all that, the honest set still settles: nothing above changed state.
+    s.try_settle(packed).await.unwrap();
+    assert_eq!(s.client.job(s.job_id).await.unwrap().status, attesta_sdk::JobStatus::Settled);
+    let _ = s.devnet.provider.get_block_number().await.unwrap();
+}
