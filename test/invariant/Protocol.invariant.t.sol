@@ -201,6 +201,8 @@ abstract contract ProtocolInvariantBase is AttestaTest {
         uint256 n = registry.activeCount();
         assertGt(m, 0, "threshold is zero");
         if (n >= registry.minThreshold()) assertLe(m, n, "threshold above the active set");
+        // A strict majority: two conflicting results can never both reach a quorum.
+        assertGt(2 * m, n, "threshold not a strict majority");
     }
 
     function _assertNoDuplicateSigners() internal view {
@@ -270,7 +272,7 @@ contract ProtocolInvariantTest is ProtocolInvariantBase {
         _assertSlashingWithinStake();
     }
 
-    /// @notice Active set: bounded, 0 < M <= N, no duplicate signers, version and epoch never decrease.
+    /// @notice Active set: bounded, N/2 < M <= N, no duplicate signers, version and epoch never decrease.
     function invariant_activeSet() public view {
         _assertActiveSetBounded();
         _assertThresholdWithinActiveSet();
