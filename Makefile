@@ -22,7 +22,7 @@ test: ## The whole test suite, as CI runs it (installs what it needs)
 	tools/test
 
 .PHONY: check
-check: test slither ## Everything CI runs, plus static analysis
+check: test ## Everything CI runs (slither included)
 
 .PHONY: build
 build: ## Compile the contracts and print their sizes

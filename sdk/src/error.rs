@@ -132,6 +132,9 @@ pub enum Error {
     /// The canonical output encoding was violated.
     #[error("canonical output: {0}")]
     Canonical(String),
+    /// A job input (ATI1 tensor container, see `input`) is malformed.
+    #[error("job input: {0}")]
+    Input(String),
     /// A deployment file could not be read.
     #[error("deployment file {path}: {reason}")]
     Deployment {

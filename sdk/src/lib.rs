@@ -7,6 +7,7 @@ pub mod client;
 pub mod deployment;
 mod error;
 mod hash;
+pub mod input;
 pub mod operator;
 pub mod quorum;
 mod revert;

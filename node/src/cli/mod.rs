@@ -1,0 +1,248 @@
+//! The command line: argument parsing, logging, exit codes and the shared plumbing of the
+//! commands (one module per command group).
+//!
+//! Exit codes: 0 success, 1 a user-fixable error (the message says what to do), 2 bad usage.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use alloy::network::EthereumWallet;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use attesta_node::keys::{self, KeyError};
+use attesta_sdk::Deployment;
+use clap::{Args, Parser, Subcommand};
+
+mod attest;
+mod exec;
+mod keys_cmd;
+mod operator;
+
+/// Attesta compute node: sandboxed, deterministic ONNX inference and signed attestations.
+#[derive(Debug, Parser)]
+#[command(name = "attesta-node", version, about, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage the signing keystore.
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
+    /// Stake, register the signing key, activate, unstake, withdraw and inspect the operator's
+    /// position.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
+    /// Run one job in the sandbox and print its hashes, output location and timings.
+    Exec(exec::ExecArgs),
+    /// Sign an attestation for a finished job with the keystore's signing key.
+    Attest(attest::AttestArgs),
+    /// Print this node's runtime id (governance must allow it on JobEscrow).
+    RuntimeId {
+        /// Print one JSON object (id and the descriptor it hashes).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the signing keystore is and how to open it.
+#[derive(Debug, Args)]
+pub(crate) struct KeystoreArgs {
+    /// Keystore directory [default: ~/.attesta/keystore].
+    #[arg(long, value_name = "DIR", env = "ATTESTA_KEYSTORE")]
+    keystore: Option<PathBuf>,
+    /// File holding the keystore password (else $ATTESTA_KEYSTORE_PASSWORD, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+}
+
+impl KeystoreArgs {
+    pub(crate) fn dir(&self) -> PathBuf {
+        self.keystore.clone().unwrap_or_else(keys::default_keystore_dir)
+    }
+
+    /// Opens the signing key.
+    pub(crate) fn load(&self) -> Result<PrivateKeySigner, CliError> {
+        let dir = self.dir();
+        // Check the file first so a missing keystore is not preceded by a password prompt.
+        if !keys::key_path(&dir).is_file() {
+            return Err(KeyError::NotFound { path: keys::key_path(&dir) }.into());
+        }
+        let password = keys::read_password(self.password_file.as_deref(), false)?;
+        Ok(keys::load(&dir, &password)?)
+    }
+}
+
+/// The chain: deployment file and RPC endpoint.
+#[derive(Debug, Args)]
+pub(crate) struct ChainArgs {
+    /// The deployment file (deployments/<chainId>.json).
+    #[arg(long, value_name = "FILE", env = "ATTESTA_DEPLOYMENT")]
+    deployment: PathBuf,
+    /// JSON-RPC endpoint of the chain.
+    #[arg(long, value_name = "URL", env = "ATTESTA_RPC_URL")]
+    rpc_url: Option<String>,
+}
+
+impl ChainArgs {
+    pub(crate) fn deployment(&self) -> Result<Deployment, CliError> {
+        Ok(Deployment::load(&self.deployment)?)
+    }
+
+    /// Connects (signing as `wallet` if given) and checks the endpoint serves the deployment's
+    /// chain, which also surfaces a dead endpoint before anything is sent.
+    pub(crate) async fn connect(
+        &self,
+        deployment: &Deployment,
+        wallet: Option<PrivateKeySigner>,
+    ) -> Result<DynProvider, CliError> {
+        let Some(url) = self.rpc_url.as_deref() else {
+            return Err(CliError::User(
+                "no RPC endpoint: pass --rpc-url URL or set $ATTESTA_RPC_URL".into(),
+            ));
+        };
+        let parsed: alloy::transports::http::reqwest::Url = url.parse().map_err(|e| {
+            CliError::User(format!(
+                "--rpc-url {url} is not a URL ({e}): pass e.g. http://127.0.0.1:8545"
+            ))
+        })?;
+        let provider = match wallet {
+            Some(key) => ProviderBuilder::new()
+                .wallet(EthereumWallet::from(key))
+                .connect_http(parsed)
+                .erased(),
+            None => ProviderBuilder::new().connect_http(parsed).erased(),
+        };
+        let chain_id = provider.get_chain_id().await.map_err(|e| {
+            CliError::User(format!(
+                "cannot reach the RPC endpoint {url} ({e}): start the chain node or pass the right --rpc-url"
+            ))
+        })?;
+        if chain_id != deployment.chain_id {
+            return Err(CliError::User(format!(
+                "the RPC endpoint {url} serves chain {chain_id}, but the deployment file {} is for chain {}: pass matching --rpc-url and --deployment",
+                self.deployment.display(),
+                deployment.chain_id
+            )));
+        }
+        Ok(provider)
+    }
+}
+
+/// Everything a command can fail with; all exit with code 1.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// Keystore trouble.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Chain or sdk trouble.
+    #[error(transparent)]
+    Sdk(#[from] attesta_sdk::Error),
+    /// The sandboxed job failed.
+    #[error(transparent)]
+    Sandbox(#[from] attesta_node::sandbox::SandboxError),
+    /// A file cannot be read or written.
+    #[error("{what} {path}: {source}; check the path and its permissions")]
+    File {
+        /// What the file is.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Anything else the user can fix; the message says how.
+    #[error("{0}")]
+    User(String),
+}
+
+/// Reads a whole file, naming it in the error.
+pub(crate) fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|source| CliError::File { what, path: path.to_path_buf(), source })
+}
+
+/// Writes `text` and a newline to stdout. A closed stdout (e.g. `| head`) is not an error worth
+/// reporting.
+pub(crate) fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+}
+
+/// Prints a JSON value on one line.
+pub(crate) fn out_json(value: &serde_json::Value) {
+    out(&value.to_string());
+}
+
+/// A single-threaded tokio runtime, built only by the commands that talk to a chain.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::User(format!("cannot start the async runtime: {e}")))?;
+    Ok(runtime.block_on(future))
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        })
+    });
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// Parses the arguments, runs the command, and maps the outcome to an exit code.
+pub(crate) fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    init_tracing(cli.verbose);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever the underlying error's formatting.
+            let message = e.to_string().replace('\n', " ");
+            let _ = writeln!(std::io::stderr().lock(), "error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Keys(cmd) => keys_cmd::run(cmd),
+        Command::Operator(cmd) => operator::run(cmd),
+        Command::Exec(args) => exec::run(args),
+        Command::Attest(args) => attest::run(args),
+        Command::RuntimeId { json } => {
+            let id = attesta_node::runtime::runtime_id();
+            if json {
+                out_json(&serde_json::json!({
+                    "runtimeId": id.to_string(),
+                    "descriptor": attesta_node::runtime::runtime_descriptor(),
+                }));
+            } else {
+                out(&id.to_string());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The Attesta compute node: runs ONNX inference inside a kernel-enforced sandbox, canonicalises
+//! the output, and signs EIP-712 attestations with the operator's signing key.
+//!
+//! - [`inference`]: loading ONNX models with tract and running them deterministically.
+//! - [`sandbox`]: the worker process (namespaces, rlimits, Landlock, seccomp) every job runs in.
+//! - [`keys`]: the encrypted signing keystore.
+//! - [`runtime`]: the node's `runtimeId`, derived from engine, canonicalisation and sandbox policy.
+
+pub mod inference;
+pub mod keys;
+pub mod runtime;
+pub mod sandbox;
