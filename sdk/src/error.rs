@@ -135,6 +135,9 @@ pub enum Error {
     /// A job input (ATI1 tensor container, see `input`) is malformed.
     #[error("job input: {0}")]
     Input(String),
+    /// A node request's authentication headers are missing, malformed or do not verify.
+    #[error("request authentication: {0}")]
+    RequestAuth(String),
     /// A deployment file could not be read.
     #[error("deployment file {path}: {reason}")]
     Deployment {

@@ -10,6 +10,7 @@ mod hash;
 pub mod input;
 pub mod operator;
 pub mod quorum;
+pub mod relay;
 mod revert;
 #[cfg(feature = "test-utils")]
 pub mod testing;

@@ -1,0 +1,3 @@
+//! `attesta-relayer`: the relayer's command line (`attesta-relayer --help`).
+
+fn main() {}

@@ -1,0 +1,335 @@
+//! The relayer's HTTP wire format, shared by the relayer (server) and the node (client).
+//!
+//! Node routes are authenticated by the node's signing key: the node signs
+//! [`request_digest`] (method, path, body hash, timestamp, nonce) as an EIP-191 personal
+//! message, so the signature can be confused with neither a transaction nor an attestation.
+//! The relayer accepts a request only if the timestamp is within [`MAX_CLOCK_SKEW_SECS`] of its
+//! clock, the `(signer, nonce)` pair is new, and the signer is an active signer on chain.
+
+use crate::Error;
+use alloy::{
+    primitives::{Address, B256, Bytes, U256, keccak256},
+    signers::{Signature, SignerSync, local::PrivateKeySigner},
+};
+use serde::{Deserialize, Serialize};
+
+/// Header carrying the signer's address (0x-hex).
+pub const HEADER_SIGNER: &str = "x-attesta-signer";
+/// Header carrying the request's unix time in seconds.
+pub const HEADER_TIMESTAMP: &str = "x-attesta-timestamp";
+/// Header carrying a fresh random nonce (0x-hex, 16 bytes).
+pub const HEADER_NONCE: &str = "x-attesta-nonce";
+/// Header carrying the 65-byte EIP-191 signature (0x-hex).
+pub const HEADER_SIGNATURE: &str = "x-attesta-signature";
+/// How far a request's timestamp may be from the relayer's clock.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+/// Domain separator of request signatures; bump the version when the layout changes.
+pub const REQUEST_DOMAIN: &str = "attesta-request/v1";
+
+/// The digest a node signs for one request.
+///
+/// `keccak256("attesta-request/v1\n" || METHOD || "\n" || path_and_query || "\n" ||
+/// keccak256(body) || "\n" || timestamp || "\n" || nonce)`, where the body hash and nonce are
+/// lowercase 0x-hex and the timestamp is decimal. The method is upper case.
+pub fn request_digest(
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    timestamp: u64,
+    nonce: B256,
+) -> B256 {
+    let message = format!(
+        "{REQUEST_DOMAIN}\n{}\n{path_and_query}\n{}\n{timestamp}\n{nonce}",
+        method.to_ascii_uppercase(),
+        keccak256(body),
+    );
+    keccak256(message.as_bytes())
+}
+
+/// The four authentication headers of one signed request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestAuth {
+    /// The signing key's address.
+    pub signer: Address,
+    /// Unix time in seconds.
+    pub timestamp: u64,
+    /// A fresh random value; the relayer rejects a nonce it has seen from this signer.
+    pub nonce: B256,
+    /// EIP-191 signature over [`request_digest`].
+    pub signature: Signature,
+}
+
+impl RequestAuth {
+    /// Signs a request with a fresh random nonce.
+    pub fn sign(
+        signer: &PrivateKeySigner,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        timestamp: u64,
+    ) -> Result<Self, Error> {
+        Self::sign_with_nonce(signer, method, path_and_query, body, timestamp, B256::random())
+    }
+
+    /// Signs a request with a given nonce (tests and replays use this).
+    pub fn sign_with_nonce(
+        signer: &PrivateKeySigner,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        timestamp: u64,
+        nonce: B256,
+    ) -> Result<Self, Error> {
+        let digest = request_digest(method, path_and_query, body, timestamp, nonce);
+        let signature = signer.sign_message_sync(digest.as_slice())?;
+        Ok(Self { signer: signer.address(), timestamp, nonce, signature })
+    }
+
+    /// The headers to send, as (name, value) pairs.
+    pub fn headers(&self) -> [(&'static str, String); 4] {
+        [
+            (HEADER_SIGNER, self.signer.to_string()),
+            (HEADER_TIMESTAMP, self.timestamp.to_string()),
+            (HEADER_NONCE, self.nonce.to_string()),
+            (HEADER_SIGNATURE, Bytes::from(self.signature.as_bytes()).to_string()),
+        ]
+    }
+
+    /// Parses the four headers; `get` looks a header up by (lowercase) name.
+    pub fn from_headers<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self, Error> {
+        let header = |name: &'static str| {
+            get(name).ok_or_else(|| Error::RequestAuth(format!("missing header {name}")))
+        };
+        let bad = |name: &'static str| Error::RequestAuth(format!("malformed header {name}"));
+        let signer = header(HEADER_SIGNER)?.parse().map_err(|_| bad(HEADER_SIGNER))?;
+        let timestamp = header(HEADER_TIMESTAMP)?.parse().map_err(|_| bad(HEADER_TIMESTAMP))?;
+        let nonce = header(HEADER_NONCE)?.parse().map_err(|_| bad(HEADER_NONCE))?;
+        let signature: Bytes =
+            header(HEADER_SIGNATURE)?.parse().map_err(|_| bad(HEADER_SIGNATURE))?;
+        let signature =
+            Signature::try_from(signature.as_ref()).map_err(|_| bad(HEADER_SIGNATURE))?;
+        Ok(Self { signer, timestamp, nonce, signature })
+    }
+
+    /// Checks the signature over this request and the clock skew against `now`.
+    ///
+    /// Replay (a nonce seen before) and signer membership are the relayer's to check: they
+    /// need its database and the chain.
+    pub fn verify(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        now: u64,
+    ) -> Result<(), Error> {
+        if self.timestamp.abs_diff(now) > MAX_CLOCK_SKEW_SECS {
+            return Err(Error::RequestAuth(format!(
+                "timestamp {} is more than {MAX_CLOCK_SKEW_SECS} s from the relayer's clock {now}: sync the node's clock (NTP)",
+                self.timestamp
+            )));
+        }
+        if self.signature.normalize_s().is_some() {
+            return Err(Error::RequestAuth("high-s signature: sign with alloy's signer".into()));
+        }
+        let digest = request_digest(method, path_and_query, body, self.timestamp, self.nonce);
+        let recovered = self
+            .signature
+            .recover_address_from_msg(digest.as_slice())
+            .map_err(|_| Error::RequestAuth("signature does not recover".into()))?;
+        if recovered != self.signer {
+            return Err(Error::RequestAuth(format!(
+                "signature is by {recovered}, not by the claimed signer {}",
+                self.signer
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `POST /v1/blobs` answer: the content hash under which the bytes are stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobStored {
+    /// keccak256 of the bytes (a `modelId` or an `inputHash`).
+    pub hash: B256,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+/// A job's lifecycle as the relayer has seen it on chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayJobStatus {
+    /// Created and confirmed; waiting for attestations.
+    Open,
+    /// M attestations agree; a settlement is queued or in flight.
+    Settling,
+    /// `JobSettled` is confirmed; in the challenge window.
+    Settled,
+    /// Payment released to the signers.
+    Released,
+    /// Challenged; waiting for the arbiter.
+    Challenged,
+    /// The fee went back to the client.
+    Refunded,
+}
+
+/// `GET /v1/jobs/{id}` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The escrow's job id.
+    pub job_id: U256,
+    /// Who escrowed the fee.
+    pub client: Address,
+    /// keccak256 of the model file.
+    pub model_id: B256,
+    /// keccak256 of the input bytes.
+    pub input_hash: B256,
+    /// The escrowed fee in token units.
+    pub fee: U256,
+    /// Unix time after which an unsettled job can be refunded.
+    pub deadline: u64,
+    /// Lifecycle state.
+    pub status: RelayJobStatus,
+    /// Block of the `JobCreated` event.
+    pub created_block: u64,
+    /// Valid attestations received, per distinct result hash.
+    pub attestations: Vec<ResultTally>,
+    /// The settled result, once `JobSettled` is confirmed.
+    pub result_hash: Option<B256>,
+    /// The settling signers, once settled.
+    pub signers: Vec<Address>,
+    /// The settlement transaction, once mined.
+    pub settle_tx: Option<B256>,
+}
+
+/// How many signers attested one result hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultTally {
+    /// The attested result hash.
+    pub result_hash: B256,
+    /// Distinct signers that attested it.
+    pub signers: u32,
+}
+
+/// `GET /v1/jobs/{id}/result` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The escrow's job id.
+    pub job_id: U256,
+    /// keccak256(output).
+    pub result_hash: B256,
+    /// The canonical output bytes (DESIGN: Node), as published in `JobSettled`.
+    pub output: Bytes,
+    /// The settling signers, ascending.
+    pub signers: Vec<Address>,
+}
+
+/// `POST /v1/nodes/register` body: what a node tells the relayer about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHello {
+    /// The node's runtime id (engine, canonicalisation, sandbox policy).
+    pub runtime_id: B256,
+    /// Models the node can serve; empty means any model the relayer holds.
+    pub models: Vec<B256>,
+    /// The node's software version, for operators' dashboards.
+    pub version: String,
+}
+
+/// One unit of work handed to a node by `GET /v1/nodes/work`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// The escrow's job id.
+    pub job_id: U256,
+    /// keccak256 of the model file; fetch it from `GET /v1/blobs/{model_id}`.
+    pub model_id: B256,
+    /// keccak256 of the input; fetch it from `GET /v1/blobs/{input_hash}`.
+    pub input_hash: B256,
+    /// Unix time after which the job can no longer be settled.
+    pub deadline: u64,
+}
+
+/// `GET /v1/nodes/work?wait=SECS` answer: jobs this node has not attested yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkBatch {
+    /// Open jobs, oldest first; empty after the long-poll wait ran out.
+    pub jobs: Vec<WorkItem>,
+}
+
+/// `POST /v1/nodes/attestations` body: a signed attestation and the output it commits to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationSubmission {
+    /// The signed attestation; its signer must be the request's signer.
+    pub attestation: crate::SignedAttestation,
+    /// The canonical output bytes; keccak256 must equal the attested result hash.
+    pub output: Bytes,
+}
+
+/// `POST /v1/nodes/attestations` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationAccepted {
+    /// Distinct signers now agreeing on this result hash.
+    pub agreeing: u32,
+    /// Signers needed (the registry's threshold M).
+    pub threshold: u32,
+}
+
+/// `POST /v1/nodes/heartbeat` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Jobs the node is running right now.
+    pub running: u32,
+}
+
+/// Every error answer of the API: a stable machine code and a message for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable code, e.g. `bad_signature`, `replayed_nonce`, `not_found`, `body_too_large`.
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(body: &[u8]) -> (PrivateKeySigner, RequestAuth) {
+        let key = PrivateKeySigner::random();
+        let auth = RequestAuth::sign(&key, "post", "/v1/nodes/heartbeat", body, 1_000).unwrap();
+        (key, auth)
+    }
+
+    #[test]
+    fn a_signed_request_verifies_after_a_header_round_trip() {
+        let (key, auth) = signed(b"{}");
+        let headers = auth.headers();
+        let parsed = RequestAuth::from_headers(|name| {
+            headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        })
+        .unwrap();
+        assert_eq!(parsed, auth);
+        assert_eq!(parsed.signer, key.address());
+        parsed.verify("POST", "/v1/nodes/heartbeat", b"{}", 1_000 + MAX_CLOCK_SKEW_SECS).unwrap();
+    }
+
+    #[test]
+    fn any_changed_field_or_skew_is_rejected() {
+        let (_, auth) = signed(b"{}");
+        assert!(auth.verify("POST", "/v1/nodes/heartbeat", b"{ }", 1_000).is_err());
+        assert!(auth.verify("GET", "/v1/nodes/heartbeat", b"{}", 1_000).is_err());
+        assert!(auth.verify("POST", "/v1/nodes/work", b"{}", 1_000).is_err());
+        assert!(auth.verify("POST", "/v1/nodes/heartbeat", b"{}", 1_301).is_err());
+        let mut other_nonce = auth.clone();
+        other_nonce.nonce = B256::repeat_byte(7);
+        assert!(other_nonce.verify("POST", "/v1/nodes/heartbeat", b"{}", 1_000).is_err());
+        let mut other_signer = auth;
+        other_signer.signer = Address::repeat_byte(1);
+        assert!(other_signer.verify("POST", "/v1/nodes/heartbeat", b"{}", 1_000).is_err());
+    }
+
+    #[test]
+    fn missing_or_malformed_headers_are_errors() {
+        assert!(RequestAuth::from_headers(|_| None).is_err());
+        assert!(RequestAuth::from_headers(|_| Some("zz")).is_err());
+    }
+}
