@@ -7,11 +7,7 @@
 //! amounts decimal text, block numbers, job ids and unix times `BIGINT`.
 
 use crate::Error;
-use sqlx::{
-    AnyPool,
-    any::AnyPoolOptions,
-    migrate::Migrator,
-};
+use sqlx::{AnyPool, any::AnyPoolOptions, migrate::Migrator};
 use std::{str::FromStr, time::Duration};
 
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -85,5 +81,34 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+}
+
+/// Unix time in seconds, as stored in `*_at` columns.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_file_migrates_and_enqueue_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        let to = alloy::primitives::Address::repeat_byte(1);
+        assert!(crate::txm::enqueue(&mut conn, "settle:1", to, b"x").await.unwrap());
+        assert!(!crate::txm::enqueue(&mut conn, "settle:1", to, b"y").await.unwrap());
+        drop(conn);
+        // Reconnecting re-runs the migrator, which must be a no-op on an up-to-date schema.
+        let again = Store::connect(&url).await.unwrap();
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM outbox").fetch_one(again.pool()).await.unwrap();
+        assert_eq!(n, 1);
     }
 }

@@ -1,2 +1,0 @@
--- Placeholder so the migrator has a directory; real tables come in later migrations.
-SELECT 1;
