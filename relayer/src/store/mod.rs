@@ -48,6 +48,13 @@ pub struct Store {
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Self, Error> {
+        let store = Self::connect_unmigrated(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without touching the schema (administration and tests).
+    pub async fn connect_unmigrated(url: &str) -> Result<Self, Error> {
         sqlx::any::install_default_drivers();
         let backend = url.parse()?;
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
@@ -59,9 +66,7 @@ impl Store {
             options = options.max_connections(16);
         }
         let pool = options.connect(url).await?;
-        let store = Self { pool, backend };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Self { pool, backend })
     }
 
     /// Applies pending migrations of this backend's dialect.
@@ -96,19 +101,78 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn sqlite_file_migrates_and_enqueue_is_idempotent() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        let mut conn = store.pool().acquire().await.unwrap();
-        let to = alloy::primitives::Address::repeat_byte(1);
-        assert!(crate::txm::enqueue(&mut conn, "settle:1", to, b"x").await.unwrap());
-        assert!(!crate::txm::enqueue(&mut conn, "settle:1", to, b"y").await.unwrap());
-        drop(conn);
-        // Reconnecting re-runs the migrator, which must be a no-op on an up-to-date schema.
-        let again = Store::connect(&url).await.unwrap();
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM outbox").fetch_one(again.pool()).await.unwrap();
-        assert_eq!(n, 1);
+    async fn migrations_rerun_cleanly_and_enqueue_is_idempotent() {
+        for (backend, test) in testing::all().await {
+            let mut conn = test.store.pool().acquire().await.unwrap();
+            let to = alloy::primitives::Address::repeat_byte(1);
+            assert!(crate::txm::enqueue(&mut conn, "settle:1", to, b"x").await.unwrap());
+            assert!(!crate::txm::enqueue(&mut conn, "settle:1", to, b"y").await.unwrap());
+            drop(conn);
+            // Reconnecting re-runs the migrator, which must be a no-op on an up-to-date schema.
+            let again = Store::connect(&test.url).await.unwrap();
+            assert_eq!(again.backend(), backend);
+            let rows: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT key, calldata FROM outbox")
+                .fetch_all(again.pool())
+                .await
+                .unwrap();
+            assert_eq!(rows, vec![("settle:1".to_owned(), b"x".to_vec())], "{backend:?}");
+        }
+    }
+}
+
+/// Fresh stores for tests: always a new SQLite file, plus a new PostgreSQL database when
+/// `ATTESTA_TEST_POSTGRES_URL` names a server (`tools/pg start` prints one). With
+/// `ATTESTA_REQUIRE_POSTGRES=1` (the test command sets it) a missing server is an error
+/// rather than a skipped backend.
+#[cfg(feature = "test-utils")]
+pub mod testing {
+    use super::{Backend, Store};
+
+    /// A store and what keeps it alive (the SQLite file's directory).
+    pub struct TestStore {
+        /// The store.
+        pub store: Store,
+        /// Its connection URL (to reconnect, as a restarted relayer would).
+        pub url: String,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    /// A fresh, migrated SQLite store in a temporary directory.
+    pub async fn sqlite() -> TestStore {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("relayer.db").display());
+        let store = Store::connect(&url).await.expect("sqlite store");
+        TestStore { store, url, _dir: Some(dir) }
+    }
+
+    /// A fresh, migrated PostgreSQL database, or `None` when no server is configured.
+    pub async fn postgres() -> Option<TestStore> {
+        let Ok(server) = std::env::var("ATTESTA_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("ATTESTA_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "ATTESTA_REQUIRE_POSTGRES=1 but ATTESTA_TEST_POSTGRES_URL is unset: run `tools/pg start`"
+            );
+            tracing::warn!("ATTESTA_TEST_POSTGRES_URL unset; skipping the PostgreSQL backend");
+            return None;
+        };
+        let name = format!("attesta_test_{}", alloy::primitives::B64::random());
+        let admin = Store::connect_unmigrated(&server).await.expect("postgres server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(admin.pool())
+            .await
+            .expect("create test database");
+        let (base, _) = server.rsplit_once('/').expect("server URL has a database path");
+        let url = format!("{base}/{name}");
+        let store = Store::connect(&url).await.expect("postgres store");
+        Some(TestStore { store, url, _dir: None })
+    }
+
+    /// SQLite, and PostgreSQL when configured: run a storage test on each.
+    pub async fn all() -> Vec<(Backend, TestStore)> {
+        let mut stores = vec![(Backend::Sqlite, sqlite().await)];
+        if let Some(pg) = postgres().await {
+            stores.push((Backend::Postgres, pg));
+        }
+        stores
     }
 }
