@@ -7,6 +7,7 @@
 //! - [`runtime`]: the node's `runtimeId`, derived from engine, canonicalisation and sandbox policy.
 
 pub mod inference;
-pub mod keys;
+/// The encrypted signing keystore, shared with the client CLI through the sdk.
+pub use attesta_sdk::keys;
 pub mod runtime;
 pub mod sandbox;

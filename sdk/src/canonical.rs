@@ -38,6 +38,16 @@ pub struct Tensor {
     pub values: Vec<i32>,
 }
 
+impl Tensor {
+    /// The `k` largest values with their flat indices, largest first (ties: lower index first).
+    pub fn top_k(&self, k: usize) -> Vec<(usize, i32)> {
+        let mut ranked: Vec<(usize, i32)> = self.values.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(k);
+        ranked
+    }
+}
+
 /// A canonical output: fixed-point tensors at one precision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CanonicalOutput {
@@ -216,6 +226,13 @@ mod tests {
         let out =
             CanonicalOutput::from_f32(1, &[(vec![5], vec![0.25, -0.25, 0.75, 1.0, 0.35])]).unwrap();
         assert_eq!(out.tensors[0].values, vec![3, -3, 8, 10, 3]);
+    }
+
+    #[test]
+    fn top_k_ranks_by_value_then_index() {
+        let t = Tensor { shape: vec![5], values: vec![3, 9, 9, -1, 4] };
+        assert_eq!(t.top_k(3), vec![(1, 9), (2, 9), (4, 4)]);
+        assert_eq!(t.top_k(10).len(), 5);
     }
 
     #[test]

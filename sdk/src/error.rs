@@ -138,6 +138,16 @@ pub enum Error {
     /// A node request's authentication headers are missing, malformed or do not verify.
     #[error("request authentication: {0}")]
     RequestAuth(String),
+    /// A relayer could not be reached or refused a request; the message has its error code.
+    #[error("relayer: {0}")]
+    Relay(String),
+    /// A command-line input is missing or wrong; the message says what to pass.
+    #[error("{0}")]
+    Usage(String),
+    /// A keystore cannot be opened or written.
+    #[cfg(feature = "cli")]
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
     /// A deployment file could not be read.
     #[error("deployment file {path}: {reason}")]
     Deployment {

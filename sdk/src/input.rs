@@ -422,6 +422,20 @@ pub fn magika_input(file: &[u8]) -> Input {
     }
 }
 
+/// The 214 labels of magika's output, in output order: `target_labels_space` of the model's
+/// `config.min.json`.
+pub fn magika_labels(config_json: &[u8]) -> Result<Vec<String>, Error> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        target_labels_space: Vec<String>,
+    }
+    serde_json::from_slice::<Config>(config_json).map(|c| c.target_labels_space).map_err(|e| {
+        Error::Input(format!(
+            "not a magika config.min.json ({e}): pass the file next to model.onnx"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,15 @@
 pub mod attestation;
 pub mod bindings;
 pub mod canonical;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod client;
 pub mod deployment;
 mod error;
 mod hash;
 pub mod input;
+#[cfg(feature = "cli")]
+pub mod keys;
 pub mod operator;
 pub mod quorum;
 pub mod relay;

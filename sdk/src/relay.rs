@@ -289,6 +289,100 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// A client of a relayer's public routes (blobs and job views); node routes are the node's.
+#[derive(Clone, Debug)]
+pub struct RelayClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl RelayClient {
+    /// A client of the relayer at `base_url` (e.g. `http://127.0.0.1:7545`).
+    pub fn new(base_url: &str) -> Result<Self, Error> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::Usage(format!(
+                "relayer URL {base_url:?} is not http(s): pass e.g. --relayer http://127.0.0.1:7545"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .map_err(|e| Error::Relay(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Self { http, base })
+    }
+
+    /// Uploads bytes (a model or an input); returns their content hash. Idempotent.
+    pub async fn upload_blob(&self, bytes: Vec<u8>) -> Result<BlobStored, Error> {
+        let expected = keccak256(&bytes);
+        let response = self
+            .http
+            .post(format!("{}/v1/blobs", self.base))
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let stored: BlobStored = Self::json(response).await?;
+        if stored.hash != expected {
+            return Err(Error::Relay(format!(
+                "the relayer stored the upload as {} but its keccak256 is {expected}: use another relayer",
+                stored.hash
+            )));
+        }
+        Ok(stored)
+    }
+
+    /// Whether the relayer holds the blob `hash`.
+    pub async fn has_blob(&self, hash: B256) -> Result<bool, Error> {
+        let response = self
+            .http
+            .head(format!("{}/v1/blobs/{hash}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        match response.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            status => Err(Error::Relay(format!("HEAD /v1/blobs/{hash} answered {status}"))),
+        }
+    }
+
+    /// The relayer's view of a job, or `None` if it has not seen the job (yet).
+    pub async fn job(&self, job_id: U256) -> Result<Option<JobView>, Error> {
+        let response = self
+            .http
+            .get(format!("{}/v1/jobs/{job_id}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if response.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        Self::json(response).await.map(Some)
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> Error {
+        Error::Relay(format!(
+            "cannot reach the relayer at {} ({e}): start it or pass the right --relayer URL",
+            self.base
+        ))
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, Error> {
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| Error::Relay(e.to_string()))?;
+        if !status.is_success() {
+            let detail = serde_json::from_slice::<ApiError>(&body)
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            return Err(Error::Relay(format!("the relayer answered {status}: {detail}")));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::Relay(format!("unexpected answer from the relayer: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
