@@ -161,9 +161,27 @@ pub fn default_keystore_dir() -> PathBuf {
         .join(".attesta/keystore")
 }
 
-/// Creates a new random signing key sealed with `password` in `dir` (created with mode 0700 if
+/// Creates a new random signing key in keystore directory `dir` (created with mode 0700 if
 /// missing). Refuses to overwrite an existing key.
 pub fn create(dir: &Path, password: &Password) -> Result<PrivateKeySigner, KeyError> {
+    seal(dir, None, password)
+}
+
+/// Seals an existing key into keystore directory `dir` (local devnets and migrations from
+/// another key store). Refuses to overwrite an existing key.
+pub fn import(
+    dir: &Path,
+    key: &PrivateKeySigner,
+    password: &Password,
+) -> Result<PrivateKeySigner, KeyError> {
+    seal(dir, Some(key), password)
+}
+
+fn seal(
+    dir: &Path,
+    key: Option<&PrivateKeySigner>,
+    password: &Password,
+) -> Result<PrivateKeySigner, KeyError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let path = key_path(dir);
     if path.exists() {
@@ -175,12 +193,22 @@ pub fn create(dir: &Path, password: &Password) -> Result<PrivateKeySigner, KeyEr
         .create(dir)
         .map_err(|source| KeyError::Io { path: dir.to_path_buf(), source })?;
     let mut rng = rand::thread_rng();
-    let (signer, _uuid) =
-        PrivateKeySigner::new_keystore(dir, &mut rng, password.bytes(), Some(KEY_FILE))
-            .map_err(|e| KeyError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+    let corrupt =
+        |e: LocalSignerError| KeyError::Corrupt { path: path.clone(), reason: e.to_string() };
+    let (signer, _uuid) = match key {
+        None => PrivateKeySigner::new_keystore(dir, &mut rng, password.bytes(), Some(KEY_FILE)),
+        Some(key) => PrivateKeySigner::encrypt_keystore(
+            dir,
+            &mut rng,
+            key.to_bytes(),
+            password.bytes(),
+            Some(KEY_FILE),
+        ),
+    }
+    .map_err(corrupt)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(|source| KeyError::Io { path: path.clone(), source })?;
-    tracing::info!(address = %signer.address(), path = %path.display(), "created signing key");
+    tracing::info!(address = %signer.address(), path = %path.display(), "sealed signing key");
     Ok(signer)
 }
 
