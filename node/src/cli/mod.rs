@@ -18,6 +18,7 @@ mod attest;
 mod exec;
 mod keys_cmd;
 mod operator;
+mod run;
 
 /// Attesta compute node: sandboxed, deterministic ONNX inference and signed attestations.
 #[derive(Debug, Parser)]
@@ -43,6 +44,8 @@ enum Command {
     Exec(exec::ExecArgs),
     /// Sign an attestation for a finished job with the keystore's signing key.
     Attest(attest::AttestArgs),
+    /// Run the node: take work from a relayer, run jobs in the sandbox, post attestations.
+    Run(run::RunArgs),
     /// Print this node's runtime id (governance must allow it on JobEscrow).
     RuntimeId {
         /// Print one JSON object (id and the descriptor it hashes).
@@ -214,7 +217,12 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    init_tracing(cli.verbose);
+    // The daemon reports what it does at info level unless told otherwise.
+    init_tracing(if matches!(cli.command, Command::Run(_)) {
+        cli.verbose.max(1)
+    } else {
+        cli.verbose
+    });
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -232,6 +240,7 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Operator(cmd) => operator::run(cmd),
         Command::Exec(args) => exec::run(args),
         Command::Attest(args) => attest::run(args),
+        Command::Run(args) => run::run(args),
         Command::RuntimeId { json } => {
             let id = attesta_node::runtime::runtime_id();
             if json {
