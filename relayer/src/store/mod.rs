@@ -6,6 +6,8 @@
 //! `String`, `Vec<u8>`, `bool`): hashes and addresses are lowercase 0x-hex text, token
 //! amounts decimal text, block numbers, job ids and unix times `BIGINT`.
 
+pub mod outbox;
+
 use crate::Error;
 use sqlx::{AnyPool, any::AnyPoolOptions, migrate::Migrator};
 use std::{str::FromStr, time::Duration};
