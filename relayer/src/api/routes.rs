@@ -1,0 +1,354 @@
+//! The route handlers. Each carries its OpenAPI description (`#[utoipa::path]`), from which
+//! `/openapi.json` is generated.
+
+use super::{
+    Shared,
+    error::{ApiFailure, attest_failure, codes},
+    guard::{ApiJson, Buffered, NodeSigner},
+    schema,
+};
+use alloy::primitives::{B256, U256, keccak256};
+use attesta_sdk::relay::{
+    AttestationAccepted, AttestationSubmission, BlobStored, Heartbeat, JobResult, JobView,
+    NodeHello, WorkBatch,
+};
+use axum::{
+    Json,
+    extract::{Path, RawQuery, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use std::time::Duration;
+use utoipa::ToSchema;
+
+fn parse_hash(text: &str) -> Result<B256, ApiFailure> {
+    text.parse()
+        .map_err(|_| ApiFailure::bad_request(format!("{text:?} is not a 32-byte 0x-hex hash")))
+}
+
+fn parse_job_id(text: &str) -> Result<U256, ApiFailure> {
+    // Decimal as the escrow's events print it, or 0x-hex as alloy serialises it.
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => U256::from_str_radix(hex, 16),
+        None => U256::from_str_radix(text, 10),
+    };
+    parsed.map_err(|_| {
+        ApiFailure::bad_request(format!("{text:?} is not a job id (decimal or 0x-hex)"))
+    })
+}
+
+/// Stores bytes under their keccak256.
+#[utoipa::path(
+    post, path = "/v1/blobs", tag = "blobs",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The raw bytes of a model or an input."),
+    responses(
+        (status = 200, description = "Stored (or already stored) under this hash", body = schema::BlobStored),
+        (status = 413, description = "Larger than `max_blob_bytes`", body = schema::ApiError),
+        (status = 429, description = "Rate limited", body = schema::ApiError),
+    )
+)]
+pub(crate) async fn put_blob(
+    State(shared): State<Shared>,
+    Buffered(bytes): Buffered,
+) -> Result<Json<BlobStored>, ApiFailure> {
+    let hash = keccak256(&bytes);
+    let now = (shared.state.clock)();
+    let new = shared.state.store.put_blob(hash, &bytes, now).await?;
+    if new {
+        metrics::counter!("relayer_blobs_stored_total").increment(1);
+        metrics::counter!("relayer_blob_bytes_stored_total").increment(bytes.len() as u64);
+    }
+    Ok(Json(BlobStored { hash, size: bytes.len() as u64 }))
+}
+
+/// The bytes stored under a hash, checked against it before they are sent.
+#[utoipa::path(
+    get, path = "/v1/blobs/{hash}", tag = "blobs",
+    params(("hash" = String, Path, description = "keccak256 of the bytes, 0x-hex")),
+    responses(
+        (status = 200, description = "The bytes", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "Not a hash", body = schema::ApiError),
+        (status = 404, description = "Not stored", body = schema::ApiError),
+        (status = 500, description = "The stored row is corrupt (`corrupt_blob`); it was dropped", body = schema::ApiError),
+    )
+)]
+pub(crate) async fn get_blob(
+    State(shared): State<Shared>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiFailure> {
+    let hash = parse_hash(&hash)?;
+    let Some(data) = shared.state.store.blob(hash).await? else {
+        return Err(ApiFailure::not_found(format!(
+            "no blob {hash}: upload it with POST /v1/blobs"
+        )));
+    };
+    if keccak256(&data) != hash {
+        // Never serve bytes that are not what the hash names. Dropping the row lets a fresh
+        // upload of the right bytes (which ON CONFLICT DO NOTHING would skip) heal it.
+        tracing::error!(%hash, size = data.len(), "api: stored blob does not match its hash; dropping it");
+        metrics::counter!("relayer_blob_corrupt_total").increment(1);
+        shared.state.store.delete_blob(hash).await?;
+        return Err(ApiFailure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::CORRUPT_BLOB,
+            format!("the stored copy of {hash} was corrupt and has been dropped: upload it again"),
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+}
+
+/// A job as the relayer has seen it on chain.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id, decimal or 0x-hex")),
+    responses(
+        (status = 200, description = "The job", body = schema::JobView),
+        (status = 400, description = "Not a job id", body = schema::ApiError),
+        (status = 404, description = "No confirmed job with this id", body = schema::ApiError),
+    )
+)]
+pub(crate) async fn get_job(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiFailure> {
+    let job_id = parse_job_id(&id)?;
+    shared.state.store.job_view(job_id).await?.map(Json).ok_or_else(|| {
+        ApiFailure::not_found(format!(
+            "no confirmed job {job_id}: it may not exist or not be confirmed yet"
+        ))
+    })
+}
+
+/// A settled job's result.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}/result", tag = "jobs",
+    params(("id" = String, Path, description = "Job id, decimal or 0x-hex")),
+    responses(
+        (status = 200, description = "The settled result", body = schema::JobResult),
+        (status = 400, description = "Not a job id", body = schema::ApiError),
+        (status = 404, description = "Unknown job (`not_found`) or not settled yet (`not_settled`)", body = schema::ApiError),
+    )
+)]
+pub(crate) async fn get_job_result(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<JobResult>, ApiFailure> {
+    let job_id = parse_job_id(&id)?;
+    let store = &shared.state.store;
+    if let Some(result) = store.job_result(job_id).await? {
+        return Ok(Json(result));
+    }
+    if store.job_view(job_id).await?.is_some() {
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            codes::NOT_SETTLED,
+            format!("job {job_id} has no confirmed settlement yet: poll again later"),
+        ));
+    }
+    Err(ApiFailure::not_found(format!("no confirmed job {job_id}")))
+}
+
+/// A node introduces itself (runtime, models, version).
+#[utoipa::path(
+    post, path = "/v1/nodes/register", tag = "nodes",
+    request_body = schema::NodeHello,
+    security(("node_signature" = [])),
+    responses(
+        (status = 204, description = "Registered"),
+        (status = 400, description = "Malformed JSON", body = schema::ApiError),
+        (status = 401, description = "Missing, bad or stale signature", body = schema::ApiError),
+        (status = 403, description = "Signer not active", body = schema::ApiError),
+        (status = 409, description = "Replayed nonce", body = schema::ApiError),
+        (status = 413, description = "Body too large", body = schema::ApiError),
+    )
+)]
+pub(crate) async fn register(
+    State(shared): State<Shared>,
+    NodeSigner(signer): NodeSigner,
+    ApiJson(hello): ApiJson<NodeHello>,
+) -> Result<StatusCode, ApiFailure> {
+    let now = (shared.state.clock)();
+    shared.state.store.register_node(signer, &hello, now).await?;
+    tracing::info!(%signer, runtime = %hello.runtime_id, version = %hello.version, "api: node registered");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Long-polls for open jobs this node has not attested.
+#[utoipa::path(
+    get, path = "/v1/nodes/work", tag = "nodes",
+    params(("wait" = Option<u64>, Query, description = "Seconds to wait for work when there is none (capped by the relayer's `long_poll_max_secs`)")),
+    security(("node_signature" = [])),
+    responses(
+        (status = 200, description = "Work; empty when the wait ran out", body = schema::WorkBatch),
+        (status = 400, description = "Bad query", body = schema::ApiError),
+        (status = 401, description = "Missing, bad or stale signature", body = schema::ApiError),
+        (status = 403, description = "Signer not active", body = schema::ApiError),
+        (status = 409, description = "Replayed nonce", body = schema::ApiError),
+    )
+)]
+pub(crate) async fn work(
+    State(shared): State<Shared>,
+    NodeSigner(signer): NodeSigner,
+    RawQuery(query): RawQuery,
+) -> Result<Json<WorkBatch>, ApiFailure> {
+    let mut wait = 0u64;
+    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        if let Some(value) = pair.strip_prefix("wait=") {
+            wait = value.parse().map_err(|_| {
+                ApiFailure::bad_request(format!("wait={value:?} is not a number of seconds"))
+            })?;
+        }
+    }
+    let wait = Duration::from_secs(wait.min(shared.config.long_poll_max_secs));
+    let deadline = tokio::time::Instant::now() + wait;
+    let state = &shared.state;
+    loop {
+        // Registered before the query so a notification between query and wait is not lost.
+        let notified = state.work_notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = (state.clock)();
+        let jobs = state.store.open_work(signer, now, shared.config.work_batch_limit).await?;
+        if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(WorkBatch { jobs }));
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(Json(WorkBatch::default()));
+        }
+    }
+}
+
+/// Submits a signed attestation and the output it commits to.
+#[utoipa::path(
+    post, path = "/v1/nodes/attestations", tag = "nodes",
+    request_body = schema::AttestationSubmission,
+    security(("node_signature" = [])),
+    responses(
+        (status = 200, description = "Accepted", body = schema::AttestationAccepted),
+        (status = 400, description = "Malformed JSON", body = schema::ApiError),
+        (status = 401, description = "Missing, bad or stale signature", body = schema::ApiError),
+        (status = 403, description = "Signer not active, or not the attestation's signer", body = schema::ApiError),
+        (status = 404, description = "Unknown job", body = schema::ApiError),
+        (status = 409, description = "Replayed nonce, or the job is no longer open", body = schema::ApiError),
+        (status = 413, description = "Body too large", body = schema::ApiError),
+        (status = 422, description = "The attestation does not check out", body = schema::ApiError),
+    )
+)]
+pub(crate) async fn attest(
+    State(shared): State<Shared>,
+    NodeSigner(signer): NodeSigner,
+    ApiJson(submission): ApiJson<AttestationSubmission>,
+) -> Result<Json<AttestationAccepted>, ApiFailure> {
+    shared.state.aggregator.submit(signer, submission).await.map(Json).map_err(attest_failure)
+}
+
+/// A node reports that it is alive and how busy it is.
+#[utoipa::path(
+    post, path = "/v1/nodes/heartbeat", tag = "nodes",
+    request_body = schema::Heartbeat,
+    security(("node_signature" = [])),
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 400, description = "Malformed JSON", body = schema::ApiError),
+        (status = 401, description = "Missing, bad or stale signature", body = schema::ApiError),
+        (status = 403, description = "Signer not active", body = schema::ApiError),
+        (status = 409, description = "Replayed nonce, or not registered (`not_registered`)", body = schema::ApiError),
+    )
+)]
+pub(crate) async fn heartbeat(
+    State(shared): State<Shared>,
+    NodeSigner(signer): NodeSigner,
+    ApiJson(beat): ApiJson<Heartbeat>,
+) -> Result<StatusCode, ApiFailure> {
+    let now = (shared.state.clock)();
+    if !shared.state.store.node_heartbeat(signer, beat.running, now).await? {
+        return Err(ApiFailure::new(
+            StatusCode::CONFLICT,
+            codes::NOT_REGISTERED,
+            format!("{signer} has not registered: POST /v1/nodes/register first"),
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /healthz` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`, or `degraded` when the database does not answer.
+    status: &'static str,
+    /// Whether the database answered.
+    database: bool,
+    /// The next block the watcher will read, if it has started.
+    next_block: Option<u64>,
+    /// Active signers known to the relayer.
+    active_signers: usize,
+    /// The threshold M.
+    threshold: u32,
+}
+
+/// Liveness and readiness: the database answers; the watcher's progress.
+#[utoipa::path(
+    get, path = "/healthz", tag = "ops",
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+    )
+)]
+pub(crate) async fn healthz(State(shared): State<Shared>) -> (StatusCode, Json<Health>) {
+    let state = &shared.state;
+    let database = match state.store.ping().await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "api: health check: database does not answer");
+            false
+        }
+    };
+    let next_block = if database { state.store.watcher_next_block().await } else { None };
+    let snapshot = state.active_set.snapshot();
+    let health = Health {
+        status: if database { "ok" } else { "degraded" },
+        database,
+        next_block,
+        active_signers: snapshot.signers.len(),
+        threshold: snapshot.threshold,
+    };
+    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(health))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
+pub(crate) async fn metrics_text() -> Response {
+    match super::metrics::handle() {
+        Some(handle) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render())
+                .into_response()
+        }
+        None => ApiFailure::internal(
+            "another metrics recorder is installed in this process; /metrics cannot render it",
+        )
+        .into_response(),
+    }
+}
+
+/// This API's OpenAPI 3.1 description.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "ops",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"))
+)]
+pub(crate) async fn openapi(State(shared): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        shared.openapi_json.get().cloned().unwrap_or_default(),
+    )
+        .into_response()
+}
+
+/// Any path that is not a route.
+pub(crate) async fn fallback() -> ApiFailure {
+    ApiFailure::not_found("no such route: see /openapi.json")
+}
