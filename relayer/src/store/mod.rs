@@ -6,6 +6,9 @@
 //! `String`, `Vec<u8>`, `bool`): hashes and addresses are lowercase 0x-hex text, token
 //! amounts decimal text, block numbers, job ids and unix times `BIGINT`.
 
+pub mod chain;
+pub mod jobs;
+
 use crate::Error;
 use sqlx::{AnyPool, any::AnyPoolOptions, migrate::Migrator};
 use std::{str::FromStr, time::Duration};
