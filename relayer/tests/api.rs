@@ -54,9 +54,8 @@ impl Api {
             ActiveSet::load(devnet.provider.clone(), devnet.deployment.clone()).await.unwrap();
         assert!(active.contains(operators[0].signer.address()));
         let store = testing::sqlite().await;
-        // TODO(merge): the core's constructor once `Aggregator` has fields.
-        let state =
-            ApiState::new(store.store.clone(), Aggregator {}, active, Arc::new(Notify::new()));
+        let aggregator = Aggregator::new(store.store.clone(), active.clone());
+        let state = ApiState::new(store.store.clone(), aggregator, active, Arc::new(Notify::new()));
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         let mut api = Self { devnet, operators, store, state, http, servers: vec![] };
         api.serve(config).await;

@@ -126,17 +126,12 @@ impl IntoResponse for ApiFailure {
 pub(crate) fn attest_failure(error: crate::aggregate::AttestError) -> ApiFailure {
     let code = error.code().to_string();
     let status = match code.as_str() {
-        "unknown_job" | "not_found" => StatusCode::NOT_FOUND,
-        "inactive_signer" | "signer_mismatch" | "wrong_signer" => StatusCode::FORBIDDEN,
-        "job_not_open" | "job_closed" | "deadline_passed" | "already_attested" | "duplicate"
-        | "equivocation" => StatusCode::CONFLICT,
-        "bad_signature"
-        | "bad_attestation"
-        | "model_mismatch"
-        | "input_mismatch"
-        | "output_mismatch"
-        | "result_mismatch"
-        | "runtime_not_allowed" => StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_job" => StatusCode::NOT_FOUND,
+        "inactive_signer" | "signer_mismatch" => StatusCode::FORBIDDEN,
+        "job_not_open" | "deadline_passed" | "equivocation" => StatusCode::CONFLICT,
+        "bad_signature" | "job_mismatch" | "output_mismatch" | "runtime_not_allowed" => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         _ => return ApiFailure::internal(format!("aggregator ({code}): {error}")),
     };
     ApiFailure::new(status, code, error.to_string())

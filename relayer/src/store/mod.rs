@@ -7,8 +7,8 @@
 //! amounts decimal text, block numbers, job ids and unix times `BIGINT`.
 
 mod api;
-// TEMPORARY: the core's job queries until store/jobs.rs lands; drop at merge.
-mod jobs_stub;
+pub mod chain;
+pub mod jobs;
 pub mod outbox;
 
 use crate::Error;
