@@ -225,7 +225,7 @@ async fn the_binary_follows_the_chain_and_stops_cleanly_on_sigterm() {
     let config = dir.path().join("relayer.toml");
     std::fs::write(
         &config,
-        "[chain]\nconfirmations = 0\npoll_interval_ms = 50\nstart_block = 0\n[duties]\ninterval_ms = 200\n",
+        "[chain]\nconfirmations = 0\npoll_interval_ms = 50\nstart_block = 0\n[duties]\ninterval_ms = 200\n[api]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     create_job(&devnet, b"a").await;

@@ -75,12 +75,27 @@ impl Store {
     }
 
     /// Applies pending migrations of this backend's dialect.
+    ///
+    /// PostgreSQL serialises concurrent migrators with an advisory lock; SQLite has none, so a
+    /// second process opening the same file mid-migration sees a half-applied version and
+    /// retries until the first has finished.
     pub async fn migrate(&self) -> Result<(), Error> {
-        match self.backend {
-            Backend::Sqlite => SQLITE.run(&self.pool).await?,
-            Backend::Postgres => POSTGRES.run(&self.pool).await?,
+        let mut attempt = 0;
+        loop {
+            let result = match self.backend {
+                Backend::Sqlite => SQLITE.run(&self.pool).await,
+                Backend::Postgres => POSTGRES.run(&self.pool).await,
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if self.backend == Backend::Sqlite && attempt < 20 => {
+                    tracing::debug!(error = %e, "sqlite migration raced another process; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(())
     }
 
     /// The connection pool, for the modules that add queries in `impl Store` blocks.
