@@ -14,7 +14,11 @@ install: ## Install the pinned toolchain (Foundry, solc, OpenZeppelin, forge-std
 	npm ci --no-audit --no-fund --loglevel=error
 
 .PHONY: demo
-demo: ## The main job: a local chain with Attesta deployed (add ARGS=--keep-running to keep it up)
+demo: ## The main job: a local Attesta network serving real inference (ARGS=--keep-running keeps it up)
+	$(ENV) && cargo build --bins --locked && "$${CARGO_TARGET_DIR:-target}/debug/attesta-demo" $(ARGS)
+
+.PHONY: devnet
+devnet: ## Only a local chain with the contracts deployed (ARGS=--keep-running keeps it up)
 	tools/devnet $(ARGS)
 
 .PHONY: test
