@@ -5,13 +5,19 @@
 //! `cargo bench -p attesta-node --bench sandbox` (runs: `ATTESTA_BENCH_RUNS`, default 40).
 //! Models: `node/testdata/tiny.onnx` and the demo model `models/magika-1.0.3/model.onnx` when
 //! present (tools/fetch-models installs it). Runs of the three modes are interleaved so drift
-//! on a busy machine hits all of them alike. Prints medians and ratios.
+//! on a busy machine hits all of them alike. Prints medians and ratios, then in-process
+//! inference alone (no worker): model load (read, hash, parse, plan) and one run (decode the
+//! input, run, canonicalise), which is what the job time inside the worker is made of.
+//!
+//! With `--features escape-tests` it also runs each model with one sandbox layer switched off at
+//! a time (the escape suite's switch), which shows what each layer costs.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use attesta_node::inference::Model;
 use attesta_node::sandbox::{JobOutput, Policy, run_job};
 use attesta_sdk::input::{Input, Tensor, Values, magika_input};
 
@@ -117,7 +123,7 @@ fn bench(name: &str, model: &Path, input: &[u8], runs: usize) {
     }
     let overhead = median(&s.wall) - median(&p.wall);
     println!(
-        "setup overhead (wall, sandboxed - unsandboxed): {overhead:.3} ms ({:+.1}% of the unsandboxed job)",
+        "setup overhead (wall, sandboxed - unsandboxed): {overhead:.3} ms ({:+.1}% of the unsandboxed wall)",
         overhead / median(&p.wall) * 100.0
     );
     println!("sandbox layers inside the worker (namespaces..seccomp): {:.3} ms", median(&s.setup));
@@ -135,6 +141,71 @@ fn bench(name: &str, model: &Path, input: &[u8], runs: usize) {
             overhead / bwrap_overhead
         );
     }
+    #[cfg(feature = "escape-tests")]
+    layers(model, input, runs);
+}
+
+/// The same job with one sandbox layer switched off at a time (feature `escape-tests`).
+#[cfg(feature = "escape-tests")]
+fn layers(model: &Path, input: &[u8], runs: usize) {
+    use attesta_node::sandbox::SkipLayers;
+    let scratch = tempfile::tempdir().unwrap();
+    let base = Policy::new(model, scratch.path()).with_worker(WORKER);
+    let with = |skip: SkipLayers| {
+        let mut policy = base.clone();
+        policy.skip_layers = skip;
+        policy
+    };
+    let all = SkipLayers::default();
+    let modes = [
+        ("every layer", with(all)),
+        ("without seccomp", with(SkipLayers { seccomp: true, ..all })),
+        ("without Landlock", with(SkipLayers { landlock: true, ..all })),
+        ("without namespaces", with(SkipLayers { namespaces: true, ..all })),
+        ("rlimits only", with(SkipLayers { namespaces: true, landlock: true, seccomp: true })),
+        ("same worker, no sandbox", base.clone().unsandboxed_for_benchmarks()),
+    ];
+    let mut samples: Vec<Samples> = modes.iter().map(|_| Samples::default()).collect();
+    for i in 0..runs + 3 {
+        for ((_, policy), x) in modes.iter().zip(&mut samples) {
+            let out = run_job(policy, input).unwrap();
+            if i >= 3 {
+                x.push(&out);
+            }
+        }
+    }
+    println!("-- one layer off at a time ({runs} runs each, medians in ms)");
+    for ((mode, _), x) in modes.iter().zip(&samples) {
+        println!(
+            "{mode:<28} {:>9.3} {:>9.3} {:>9.3}",
+            median(&x.wall),
+            median(&x.setup),
+            median(&x.job)
+        );
+    }
+}
+
+/// In-process inference, no worker: median load and run times.
+fn inference(name: &str, model: &Path, input: &[u8], runs: usize) {
+    let timed = |f: &mut dyn FnMut()| {
+        let started = Instant::now();
+        f();
+        started.elapsed()
+    };
+    let loads: Vec<Duration> =
+        (0..runs).map(|_| timed(&mut || drop(Model::load(model).unwrap()))).collect();
+    let loaded = Model::load(model).unwrap();
+    let expected = loaded.run_canonical(input).unwrap();
+    let runs: Vec<Duration> = (0..runs * 5)
+        .map(|_| timed(&mut || assert_eq!(loaded.run_canonical(input).unwrap(), expected)))
+        .collect();
+    println!(
+        "{name:<36} load {:>8.3} ms   run {:>8.3} ms   ({} loads, {} runs)",
+        median(&loads),
+        median(&runs),
+        loads.len(),
+        runs.len()
+    );
 }
 
 fn main() {
@@ -149,10 +220,15 @@ fn main() {
             .encode();
     bench("tiny.onnx (small generated model)", &tiny, &tiny_input, runs);
     let magika: PathBuf = node.parent().unwrap().join("models/magika-1.0.3/model.onnx");
+    let magika_input = magika_input(&std::fs::read(node.join("Cargo.toml")).unwrap()).encode();
     if magika.exists() {
-        let file = std::fs::read(node.join("Cargo.toml")).unwrap();
-        bench("magika 1.0.3 (demo model)", &magika, &magika_input(&file).encode(), runs);
+        bench("magika 1.0.3 (demo model)", &magika, &magika_input, runs);
     } else {
         eprintln!("demo model missing: run tools/fetch-models for its figures");
+    }
+    println!("\n== in-process inference (no worker, medians)");
+    inference("tiny.onnx", &tiny, &tiny_input, runs);
+    if magika.exists() {
+        inference("magika 1.0.3", &magika, &magika_input, runs);
     }
 }

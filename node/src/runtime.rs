@@ -57,9 +57,23 @@ impl RuntimeComponents<'_> {
     }
 }
 
-/// This node's runtime id.
+/// Appended to the sandbox policy when the node runs with `--allow-degraded-sandbox` on a
+/// kernel that lacks a sandbox feature: its attestations then carry an id of their own, which
+/// governance has no reason to allow, so weaker isolation can never pass for the real one.
+pub const DEGRADED_SUFFIX: &str = "+degraded";
+
+/// This node's runtime id (full sandbox).
 pub fn runtime_id() -> B256 {
     RuntimeComponents::current().id()
+}
+
+/// The runtime id of this build, with the sandbox degraded or not.
+pub fn runtime_id_for(degraded: bool) -> B256 {
+    if !degraded {
+        return runtime_id();
+    }
+    let policy = format!("{}{DEGRADED_SUFFIX}", crate::sandbox::POLICY_VERSION);
+    RuntimeComponents { sandbox_policy: &policy, ..RuntimeComponents::current() }.id()
 }
 
 /// This node's runtime descriptor (what [`runtime_id`] hashes).
@@ -70,6 +84,12 @@ pub fn runtime_descriptor() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_degraded_sandbox_has_its_own_id() {
+        assert_eq!(runtime_id_for(false), runtime_id());
+        assert_ne!(runtime_id_for(true), runtime_id());
+    }
 
     #[test]
     fn every_component_changes_the_id() {

@@ -193,6 +193,7 @@ fn usage_errors_exit_2_and_runtime_id_matches_the_library() {
     assert_eq!(node(&["no-such-command"]).status.code(), Some(2));
     assert_eq!(node(&["operator", "stake"]).status.code(), Some(2));
     assert_eq!(node(&["operator", "stake", "--amount", "lots"]).status.code(), Some(2));
+    assert_eq!(node(&["operator", "activate"]).status.code(), Some(2));
     let id = ok(node(&["runtime-id"]));
     assert_eq!(id.trim().parse::<B256>().unwrap(), attesta_node::runtime::runtime_id());
     let v = json(node(&["runtime-id", "--json"]));
@@ -330,6 +331,9 @@ async fn operator_lifecycle_on_anvil() {
     let s = status();
     assert_eq!(s["stake"], amount);
     assert_eq!(s["signer"].as_str().unwrap().parse::<Address>().unwrap(), Address::ZERO);
+    assert_eq!(s["active"], false);
+    // Staked but no signing key yet: activate is refused with what to do.
+    user_error(&run(&["operator", "activate"], &[]), "register a signing key first");
 
     ok(run(&["operator", "register"], &ks.args()));
     let s = status();
@@ -339,6 +343,29 @@ async fn operator_lifecycle_on_anvil() {
     // The chain agrees, read without the CLI.
     let op = registry.operator(account.address()).call().await.unwrap();
     assert_eq!(op.signer, ks.address);
+    assert!(registry.isActiveSigner(ks.address).call().await.unwrap());
+
+    // Registering joined the active set already; activating again is a one-line user error.
+    user_error(&run(&["operator", "activate"], &[]), "already active");
+    // The operator steps out (the registry's own call; the CLI has no deactivate), then rejoins
+    // through the CLI.
+    registry
+        .deactivate()
+        .from(account.address())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert_eq!(status()["active"], false);
+    assert!(!registry.isActiveSigner(ks.address).call().await.unwrap());
+    let a = json(run(&["operator", "activate", "--json"], &[]));
+    assert_eq!(a["action"], "activate");
+    assert_eq!(a["operator"].as_str().unwrap().parse::<Address>().unwrap(), account.address());
+    assert!(a["txHash"].as_str().unwrap().parse::<B256>().is_ok(), "{a}");
+    assert_eq!(status()["active"], true);
+    assert!(registry.isActiveSigner(ks.address).call().await.unwrap());
 
     // Human-readable status names the same signer.
     let text = ok(run(&["operator", "status"], &[]));

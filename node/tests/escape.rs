@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use attesta_node::sandbox::{
-    JobOutput, LandlockAbi, Limits, MIN_LANDLOCK_ABI, Policy, SandboxError, probe, run_job, seccomp,
+    JobOutput, LandlockAbi, Limits, MIN_LANDLOCK_ABI, Policy, SandboxError, SkipLayers, probe,
+    run_job, seccomp,
 };
 
 /// The Landlock ABIs every file-system case runs under: the oldest the node supports and the
@@ -82,6 +83,17 @@ fn hostile(
     (job, result)
 }
 
+/// Runs `template` (paths filled in) with default limits and the `skip` layers switched off.
+fn hostile_without(template: &str, skip: SkipLayers) -> (Job, Result<JobOutput, SandboxError>) {
+    let job = Job::new("placeholder");
+    let spec = spec_for(template, job.dir.path());
+    std::fs::write(&job.model, format!("ATTESTA-ESCAPE:{spec}")).unwrap();
+    let mut policy = job.policy();
+    policy.skip_layers = skip;
+    let result = run_job(&policy, b"");
+    (job, result)
+}
+
 /// After every hostile payload: the parent is alive (we are running) and an honest job works.
 fn honest_job_succeeds() {
     let job = Job::new("echo");
@@ -135,6 +147,40 @@ fn s1_connect_to_host_loopback_is_refused() {
     assert!(listener.accept().is_err(), "something connected to the host listener");
     let (_job, result) = hostile("resolve example.com", None, Limits::default());
     assert_denied(&result, "resolve a host name");
+    honest_job_succeeds();
+}
+
+// S1, layer by layer: the seccomp filter (no `socket`) answers first above, so switch it off and
+// check that the network namespace alone (loopback down, no route) and Landlock's TCP rules alone
+// (ABI >= 4) each refuse the connection too.
+#[test]
+fn s1_network_namespace_and_landlock_each_refuse_alone() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connect = format!("connect {port}");
+    let netns_only = SkipLayers { landlock: true, seccomp: true, ..SkipLayers::default() };
+    let (_job, result) = hostile_without(&connect, netns_only);
+    assert!(
+        matches!(&result, Err(SandboxError::Job { message })
+            if message.starts_with("denied:") && message.contains("unreachable")),
+        "network namespace alone: {result:?}"
+    );
+    let abi = probe().landlock_abi;
+    if abi >= 4 {
+        let landlock_only = SkipLayers { namespaces: true, seccomp: true, ..SkipLayers::default() };
+        let (_job, result) = hostile_without(&connect, landlock_only);
+        assert_landlock_denied(&result, "connect under Landlock alone");
+    } else {
+        eprintln!("Landlock ABI {abi} has no TCP rules (ABI >= 4): that layer is not checked here");
+    }
+    assert!(listener.accept().is_err(), "something connected to the host listener");
+    // Control: with all three layers off the same payload connects, so each refusal above is the
+    // layer's own.
+    let none = SkipLayers { namespaces: true, landlock: true, seccomp: true };
+    let (_job, result) = hostile_without(&connect, none);
+    let out = result.unwrap();
+    assert!(out.canonical.starts_with(b"ESCAPED"), "{:?}", String::from_utf8_lossy(&out.canonical));
     honest_job_succeeds();
 }
 
@@ -250,6 +296,39 @@ fn s7_parent_cannot_be_traced_or_read() {
     honest_job_succeeds();
 }
 
+// S7, layer by layer: /proc/PPID/mem is refused by Landlock alone (nothing under /proc is
+// readable) and by the user namespace alone (the kernel's ptrace access check: the job holds no
+// capability in the node's namespace).
+#[test]
+fn s7_landlock_and_user_namespace_each_deny_parent_memory_alone() {
+    let procmem = format!("procmem {}", std::process::id());
+    let landlock_only = SkipLayers { namespaces: true, seccomp: true, ..SkipLayers::default() };
+    let (_job, result) = hostile_without(&procmem, landlock_only);
+    assert_landlock_denied(&result, "/proc/PPID/mem under Landlock alone");
+    let namespaces_only = SkipLayers { landlock: true, seccomp: true, ..SkipLayers::default() };
+    let (_job, result) = hostile_without(&procmem, namespaces_only);
+    assert!(
+        matches!(&result, Err(SandboxError::Job { message }) if message.contains("Permission denied")),
+        "/proc/PPID/mem under the namespaces alone: {result:?}"
+    );
+    // Control: with every layer off the same payload reads the node's memory (the same user may
+    // read its own process's memory), unless Yama restricts ptrace on this host.
+    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").unwrap_or_default();
+    if matches!(yama.trim(), "" | "0") {
+        let none = SkipLayers { namespaces: true, landlock: true, seccomp: true };
+        let (_job, result) = hostile_without(&procmem, none);
+        let out = result.unwrap();
+        assert!(
+            out.canonical.starts_with(b"ESCAPED"),
+            "{:?}",
+            String::from_utf8_lossy(&out.canonical)
+        );
+    } else {
+        eprintln!("Yama ptrace_scope {}: the unsandboxed control cannot read either", yama.trim());
+    }
+    honest_job_succeeds();
+}
+
 // S8: mprotect to writable+executable → killed.
 #[test]
 fn s8_writable_executable_memory_is_killed() {
@@ -298,19 +377,18 @@ fn children_of(ppid: u32) -> Vec<u32> {
     out
 }
 
-// S10: every thread of the worker runs under the filter, checked from outside through
-// /proc/<pid>/task/*/status.
-#[test]
-fn s10_every_job_thread_is_filtered() {
+/// The `/proc/<tid>/status` of every thread of a job that runs 4 threads (5 tasks), read from
+/// outside while it runs (node → worker → init, pid 1 inside → job, pid 2 inside).
+fn job_thread_statuses(skip: SkipLayers) -> Vec<String> {
     let job = Job::new("threads 4 1500");
-    let policy = job.policy();
+    let mut policy = job.policy();
+    policy.skip_layers = skip;
     let handle = std::thread::spawn(move || run_job(&policy, b""));
     let me = std::process::id();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut checked = None;
-    while Instant::now() < deadline && checked.is_none() {
+    let mut statuses = Vec::new();
+    while Instant::now() < deadline && statuses.is_empty() {
         std::thread::sleep(Duration::from_millis(50));
-        // node → worker → init (pid 1 inside) → job (pid 2 inside).
         for worker in children_of(me) {
             for init in children_of(worker) {
                 for job_pid in children_of(init) {
@@ -326,22 +404,28 @@ fn s10_every_job_thread_is_filtered() {
                             .unwrap()
                             .read_to_string(&mut status)
                             .unwrap();
-                        assert!(
-                            status.contains("\nSeccomp:\t2\n"),
-                            "{task:?} not filtered:\n{status}"
-                        );
-                        assert!(
-                            status.contains("\nNoNewPrivs:\t1\n"),
-                            "{task:?} may gain privileges"
-                        );
+                        statuses.push(status);
                     }
-                    checked = Some(tasks.len());
                 }
             }
         }
     }
     assert_eq!(handle.join().unwrap().unwrap().canonical, b"ok");
-    assert!(checked.is_some_and(|n| n >= 5), "never saw the job's threads");
+    assert!(statuses.len() >= 5, "never saw the job's threads");
+    statuses
+}
+
+// S10: every thread of the worker runs under the filter, checked from outside through
+// /proc/<pid>/task/*/status.
+#[test]
+fn s10_every_job_thread_is_filtered() {
+    for status in job_thread_statuses(SkipLayers::default()) {
+        assert!(status.contains("\nSeccomp:\t2\n"), "thread not filtered:\n{status}");
+        assert!(status.contains("\nNoNewPrivs:\t1\n"), "thread may gain privileges:\n{status}");
+    }
+    // Control: the same check sees threads without the filter when the filter is switched off.
+    let unfiltered = job_thread_statuses(SkipLayers { seccomp: true, ..SkipLayers::default() });
+    assert!(unfiltered.iter().all(|s| s.contains("\nSeccomp:\t0\n")), "{unfiltered:?}");
 }
 
 // S11: each syscall rule with argument conditions: allowed arguments pass, perturbed arguments

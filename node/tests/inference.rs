@@ -7,7 +7,6 @@ use std::{
     path::{Path, PathBuf},
     process::Command,
     sync::Mutex,
-    time::Instant,
 };
 
 use attesta_node::inference::{
@@ -599,29 +598,4 @@ fn engine_version_matches_the_lockfile() {
         .map(|v| v.trim_end_matches('"'))
         .unwrap();
     assert_eq!(version, inference::ENGINE_VERSION);
-}
-
-/// Load and run times (a measurement, not a check): `cargo test -p attesta-node --release
-/// --test inference -- --ignored --nocapture timings`.
-#[test]
-#[ignore = "measurement; run by hand"]
-fn timings() {
-    for (name, path, input) in [
-        ("tiny.onnx", testdata("tiny.onnx"), tiny_input()),
-        ("magika", magika(), magika_input(&pdf()).encode()),
-    ] {
-        let mut loads: Vec<f64> =
-            (0..20).map(|_| Model::load(&path).unwrap().load_time().as_secs_f64() * 1e3).collect();
-        let model = Model::load(&path).unwrap();
-        let mut runs: Vec<f64> = (0..50)
-            .map(|_| {
-                let t = Instant::now();
-                model.run_canonical(&input).unwrap();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        loads.sort_by(f64::total_cmp);
-        runs.sort_by(f64::total_cmp);
-        eprintln!("{name}: load median {:.3} ms, run median {:.3} ms", loads[10], runs[25]);
-    }
 }

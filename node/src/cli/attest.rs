@@ -36,7 +36,7 @@ pub(crate) struct AttestArgs {
 }
 
 pub(crate) fn run(args: AttestArgs) -> Result<(), CliError> {
-    let deployment = args.chain.deployment()?;
+    let deployment = args.chain.load_deployment()?;
     let model_id = attesta_sdk::model_id(read_file("model file", &args.model)?);
     let input_hash = attesta_sdk::input_hash(read_file("input file", &args.input)?);
     let result = read_file("result file", &args.result)?;

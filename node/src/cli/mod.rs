@@ -7,11 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use alloy::network::EthereumWallet;
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use attesta_node::keys::{self, KeyError};
-use attesta_sdk::Deployment;
 use clap::{Args, Parser, Subcommand};
 
 mod attest;
@@ -82,61 +79,8 @@ impl KeystoreArgs {
     }
 }
 
-/// The chain: deployment file and RPC endpoint.
-#[derive(Debug, Args)]
-pub(crate) struct ChainArgs {
-    /// The deployment file (deployments/<chainId>.json).
-    #[arg(long, value_name = "FILE", env = "ATTESTA_DEPLOYMENT")]
-    deployment: PathBuf,
-    /// JSON-RPC endpoint of the chain.
-    #[arg(long, value_name = "URL", env = "ATTESTA_RPC_URL")]
-    rpc_url: Option<String>,
-}
-
-impl ChainArgs {
-    pub(crate) fn deployment(&self) -> Result<Deployment, CliError> {
-        Ok(Deployment::load(&self.deployment)?)
-    }
-
-    /// Connects (signing as `wallet` if given) and checks the endpoint serves the deployment's
-    /// chain, which also surfaces a dead endpoint before anything is sent.
-    pub(crate) async fn connect(
-        &self,
-        deployment: &Deployment,
-        wallet: Option<PrivateKeySigner>,
-    ) -> Result<DynProvider, CliError> {
-        let Some(url) = self.rpc_url.as_deref() else {
-            return Err(CliError::User(
-                "no RPC endpoint: pass --rpc-url URL or set $ATTESTA_RPC_URL".into(),
-            ));
-        };
-        let parsed: alloy::transports::http::reqwest::Url = url.parse().map_err(|e| {
-            CliError::User(format!(
-                "--rpc-url {url} is not a URL ({e}): pass e.g. http://127.0.0.1:8545"
-            ))
-        })?;
-        let provider = match wallet {
-            Some(key) => ProviderBuilder::new()
-                .wallet(EthereumWallet::from(key))
-                .connect_http(parsed)
-                .erased(),
-            None => ProviderBuilder::new().connect_http(parsed).erased(),
-        };
-        let chain_id = provider.get_chain_id().await.map_err(|e| {
-            CliError::User(format!(
-                "cannot reach the RPC endpoint {url} ({e}): start the chain node or pass the right --rpc-url"
-            ))
-        })?;
-        if chain_id != deployment.chain_id {
-            return Err(CliError::User(format!(
-                "the RPC endpoint {url} serves chain {chain_id}, but the deployment file {} is for chain {}: pass matching --rpc-url and --deployment",
-                self.deployment.display(),
-                deployment.chain_id
-            )));
-        }
-        Ok(provider)
-    }
-}
+/// The chain (deployment file, RPC endpoint) and the account that sends, shared with `attesta`.
+pub(crate) use attesta_sdk::cli::{AccountArgs as SenderArgs, ChainArgs, out, out_json};
 
 /// Everything a command can fail with; all exit with code 1.
 #[derive(Debug, thiserror::Error)]
@@ -170,18 +114,6 @@ pub(crate) fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, CliE
     std::fs::read(path).map_err(|source| CliError::File { what, path: path.to_path_buf(), source })
 }
 
-/// Writes `text` and a newline to stdout. A closed stdout (e.g. `| head`) is not an error worth
-/// reporting.
-pub(crate) fn out(text: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{text}");
-}
-
-/// Prints a JSON value on one line.
-pub(crate) fn out_json(value: &serde_json::Value) {
-    out(&value.to_string());
-}
-
 /// A single-threaded tokio runtime, built only by the commands that talk to a chain.
 pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -189,23 +121,6 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, C
         .build()
         .map_err(|e| CliError::User(format!("cannot start the async runtime: {e}")))?;
     Ok(runtime.block_on(future))
-}
-
-fn init_tracing(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(match verbose {
-            0 => "warn",
-            1 => "info",
-            _ => "debug",
-        })
-    });
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
-        .try_init();
 }
 
 /// Parses the arguments, runs the command, and maps the outcome to an exit code.
@@ -218,7 +133,7 @@ pub(crate) fn main() -> ExitCode {
         }
     };
     // The daemon reports what it does at info level unless told otherwise.
-    init_tracing(if matches!(cli.command, Command::Run(_)) {
+    attesta_sdk::cli::init_tracing(if matches!(cli.command, Command::Run(_)) {
         cli.verbose.max(1)
     } else {
         cli.verbose

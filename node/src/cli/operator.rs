@@ -1,15 +1,12 @@
 //! `attesta-node operator stake|register|activate|unstake|withdraw|status`, through the sdk's
 //! `OperatorClient`.
 
-use std::path::PathBuf;
-
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
-use attesta_node::keys;
 use attesta_sdk::OperatorClient;
 use clap::{Args, Subcommand};
 
-use super::{ChainArgs, CliError, KeystoreArgs, block_on, out, out_json};
+use super::{ChainArgs, CliError, KeystoreArgs, SenderArgs, block_on, out, out_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum OperatorCommand {
@@ -19,20 +16,21 @@ pub(crate) enum OperatorCommand {
         #[arg(long, value_parser = parse_amount)]
         amount: U256,
         #[command(flatten)]
-        account: AccountArgs,
+        account: OperatorAccount,
     },
     /// Bind the keystore's signing key to the operator account (with its proof of possession).
     Register {
         #[command(flatten)]
-        account: AccountArgs,
+        account: OperatorAccount,
         #[command(flatten)]
         keystore: KeystoreArgs,
     },
-    /// Join the active set (after a slot freed up or the stake was topped up; stake and register
-    /// already join it when they can).
+    /// Join the active set once a slot is free or the stake is topped up.
+    ///
+    /// `stake` and `register` already join it when they can; use this when they could not.
     Activate {
         #[command(flatten)]
-        account: AccountArgs,
+        account: OperatorAccount,
     },
     /// Move stake into unbonding.
     Unstake {
@@ -40,12 +38,12 @@ pub(crate) enum OperatorCommand {
         #[arg(long, value_parser = parse_amount)]
         amount: U256,
         #[command(flatten)]
-        account: AccountArgs,
+        account: OperatorAccount,
     },
     /// Withdraw stake whose unbonding period is over.
     Withdraw {
         #[command(flatten)]
-        account: AccountArgs,
+        account: OperatorAccount,
     },
     /// Print the operator's stake, unbonding, signer and state.
     Status {
@@ -53,45 +51,25 @@ pub(crate) enum OperatorCommand {
         #[arg(long)]
         operator: Option<Address>,
         #[command(flatten)]
-        account: AccountArgs,
+        account: OperatorAccount,
     },
 }
 
 /// The operator account (which owns the stake), separate from the signing key.
 #[derive(Debug, Args)]
-pub(crate) struct AccountArgs {
+pub(crate) struct OperatorAccount {
     #[command(flatten)]
     chain: ChainArgs,
-    /// File holding the operator account's private key in hex.
-    #[arg(long, value_name = "FILE", conflicts_with = "account_keystore")]
-    private_key_file: Option<PathBuf>,
-    /// Keystore directory holding the operator account's key.
-    #[arg(long, value_name = "DIR")]
-    account_keystore: Option<PathBuf>,
-    /// Password file of --account-keystore (else $ATTESTA_KEYSTORE_PASSWORD, else a prompt).
-    #[arg(long, value_name = "FILE")]
-    account_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    sender: SenderArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
-impl AccountArgs {
+impl OperatorAccount {
     fn key(&self) -> Result<PrivateKeySigner, CliError> {
-        if let Some(path) = &self.private_key_file {
-            return Ok(keys::load_private_key_file(path)?);
-        }
-        if let Some(dir) = &self.account_keystore {
-            if !keys::key_path(dir).is_file() {
-                return Err(keys::KeyError::NotFound { path: keys::key_path(dir) }.into());
-            }
-            let password = keys::read_password(self.account_password_file.as_deref(), false)?;
-            return Ok(keys::load(dir, &password)?);
-        }
-        Err(CliError::User(
-            "no operator account key: pass --private-key-file FILE or --account-keystore DIR"
-                .into(),
-        ))
+        Ok(self.sender.key()?)
     }
 }
 
@@ -188,7 +166,7 @@ async fn run_async(cmd: OperatorCommand) -> Result<(), CliError> {
     Ok(())
 }
 
-fn report_tx(account: &AccountArgs, action: &str, tx: alloy::primitives::TxHash, amount: U256) {
+fn report_tx(account: &OperatorAccount, action: &str, tx: alloy::primitives::TxHash, amount: U256) {
     if account.json {
         out_json(&serde_json::json!({
             "action": action,
@@ -203,18 +181,18 @@ fn report_tx(account: &AccountArgs, action: &str, tx: alloy::primitives::TxHash,
 type Client = OperatorClient<alloy::providers::DynProvider>;
 
 /// A client for the account key's address; `sign` attaches the key as the provider's wallet.
-async fn connect(account: &AccountArgs, sign: bool) -> Result<(Client, Address), CliError> {
+async fn connect(account: &OperatorAccount, sign: bool) -> Result<(Client, Address), CliError> {
     let key = account.key()?;
     let address = key.address();
     connect_as(account, address, sign.then_some(key)).await
 }
 
 async fn connect_as(
-    account: &AccountArgs,
+    account: &OperatorAccount,
     address: Address,
     key: Option<PrivateKeySigner>,
 ) -> Result<(Client, Address), CliError> {
-    let deployment = account.chain.deployment()?;
+    let deployment = account.chain.load_deployment()?;
     let provider = account.chain.connect(&deployment, key).await?;
     Ok((OperatorClient::new(provider, deployment, address), address))
 }

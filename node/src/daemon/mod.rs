@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::U256;
+use alloy::primitives::{B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use attesta_sdk::relay::{
@@ -176,6 +176,8 @@ struct Context {
     client: RelayClient,
     cache: BlobCache,
     jobs_dir: PathBuf,
+    /// What this node's attestations commit to (see [`crate::runtime::runtime_id_for`]).
+    runtime_id: B256,
 }
 
 impl Daemon {
@@ -235,8 +237,13 @@ impl Daemon {
             metrics.clone(),
         )
         .map_err(DaemonError::Client)?;
+        // Opting out only changes anything on a kernel that lacks a feature; then the node
+        // attests under the degraded id (runtime::DEGRADED_SUFFIX).
+        let degraded =
+            settings.allow_degraded_sandbox && !crate::sandbox::probe().missing().is_empty();
+        let runtime_id = crate::runtime::runtime_id_for(degraded);
         let hello = NodeHello {
-            runtime_id: crate::runtime::runtime_id(),
+            runtime_id,
             models: Vec::new(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
@@ -269,6 +276,7 @@ impl Daemon {
             client,
             cache,
             jobs_dir,
+            runtime_id,
         });
         let heartbeat = tokio::spawn(heartbeats(ctx.clone(), shutdown.clone()));
         let mut tasks = poll_loop(&ctx, &shutdown).await;
@@ -460,13 +468,8 @@ async fn process(ctx: &Context, item: &WorkItem) -> Result<AttestationAccepted, 
         total_ms = output.elapsed.as_secs_f64() * 1e3,
         "job ran"
     );
-    let attestation = Attestation::new(
-        item.job_id,
-        item.model_id,
-        item.input_hash,
-        result_hash,
-        crate::runtime::runtime_id(),
-    );
+    let attestation =
+        Attestation::new(item.job_id, item.model_id, item.input_hash, result_hash, ctx.runtime_id);
     let signed = attestation.sign(&ctx.signer, &ctx.domain)?;
     let submission = AttestationSubmission { attestation: signed, output: output.canonical.into() };
     ctx.client.submit(&submission, item.deadline).await.map_err(JobError::Submit)

@@ -174,12 +174,16 @@ fn run(words: &[&str], input: &[u8]) -> Result<Vec<u8>, String> {
                 _ => Err(denied(std::io::Error::last_os_error())),
             }
         }
+        // Opening is the escape: the kernel checks ptrace access at open, and the descriptor
+        // then reads (and writes) the node's memory at any mapped address.
         "procmem" => {
             let pid = pid_arg(words, 1)?;
-            let mut buf = [0u8; 16];
-            match std::fs::File::open(format!("/proc/{pid}/mem")).and_then(|mut f| f.read(&mut buf))
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/{pid}/mem"))
             {
-                Ok(n) => escaped(format!("read {n} bytes of memory")),
+                Ok(_) => escaped("opened the parent's memory for reading and writing"),
                 Err(e) => Err(denied(e)),
             }
         }

@@ -105,6 +105,25 @@ pub struct Policy {
     unsandboxed: bool,
     /// Benchmarks only: a command the worker is started through (a peer sandbox, e.g. bwrap).
     launcher: Vec<std::ffi::OsString>,
+    /// Escape suite and benchmarks only: sandbox layers the worker skips.
+    #[cfg(feature = "escape-tests")]
+    #[doc(hidden)]
+    pub skip_layers: SkipLayers,
+}
+
+/// Escape suite and benchmarks only (feature `escape-tests`, never shipped): sandbox layers the
+/// worker skips, so a test can show that one layer alone stops a payload and that a check sees a
+/// missing layer, and the benchmark can show what each layer costs.
+#[cfg(feature = "escape-tests")]
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SkipLayers {
+    /// No namespaces (and no PID-namespace init): the job runs in the worker process.
+    pub namespaces: bool,
+    /// No Landlock ruleset.
+    pub landlock: bool,
+    /// No seccomp filter.
+    pub seccomp: bool,
 }
 
 impl Policy {
@@ -119,6 +138,8 @@ impl Policy {
             max_landlock_abi: None,
             unsandboxed: false,
             launcher: Vec::new(),
+            #[cfg(feature = "escape-tests")]
+            skip_layers: SkipLayers::default(),
         }
     }
 

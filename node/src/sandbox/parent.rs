@@ -142,7 +142,7 @@ fn config(policy: &Policy) -> Result<WorkerConfig, SandboxError> {
         warn!(missing = %missing.join(", "), "running a job in a DEGRADED sandbox (allow_degraded)");
     }
     let landlock_abi = report.landlock(policy.max_landlock_abi) as i32;
-    Ok(WorkerConfig {
+    let config = WorkerConfig {
         model: policy.model.clone(),
         scratch: policy.scratch.clone(),
         limits: policy.limits.clone(),
@@ -152,7 +152,26 @@ fn config(policy: &Policy) -> Result<WorkerConfig, SandboxError> {
         allow_degraded: policy.allow_degraded,
         sandboxed: !policy.unsandboxed,
         parent_pid: policy.launcher.is_empty().then(std::process::id),
-    })
+    };
+    #[cfg(feature = "escape-tests")]
+    let config = skip_layers(config, policy.skip_layers);
+    Ok(config)
+}
+
+/// Feature `escape-tests` only: switches the requested layers off (the worker skips a layer only
+/// when degraded mode allows it).
+#[cfg(feature = "escape-tests")]
+fn skip_layers(mut config: WorkerConfig, skip: super::SkipLayers) -> WorkerConfig {
+    if skip != super::SkipLayers::default() {
+        warn!(?skip, "sandbox layers switched off for this job (feature escape-tests)");
+        config.namespaces &= !skip.namespaces;
+        config.seccomp &= !skip.seccomp;
+        if skip.landlock {
+            config.landlock_abi = 0;
+        }
+        config.allow_degraded = true;
+    }
+    config
 }
 
 fn classify_signal(signal: i32, stderr: &[u8], policy: &Policy) -> SandboxError {
