@@ -248,6 +248,12 @@ impl<P: Provider + Clone> AttestaClient<P> {
             .get_transaction_by_hash(settlement.tx_hash)
             .await?
             .ok_or(Error::NotSettled { job_id })?;
+        if tx.to() != Some(self.deployment.job_escrow) {
+            return Err(Error::Unverifiable {
+                job_id,
+                reason: "the settling transaction did not call this deployment's escrow directly",
+            });
+        }
         let call =
             JobEscrow::settleCall::abi_decode(tx.input()).map_err(|_| Error::Unverifiable {
                 job_id,
@@ -265,6 +271,13 @@ impl<P: Provider + Clone> AttestaClient<P> {
         }
 
         let job = self.job(job_id).await?;
+        // The settlement event stays in the log after an arbiter overturns the result.
+        if !job.status.has_result() {
+            return Err(Error::Unverifiable {
+                job_id,
+                reason: "the arbiter overturned this result (the client was refunded); do not use it",
+            });
+        }
         let digest = Attestation::new(
             job_id,
             job.model_id,

@@ -221,3 +221,52 @@ async fn verify_release_claim_and_refund_move_exact_amounts() {
         matches!(stranger.refund(unserved).await, Err(Error::Revert { name, .. }) if name == "JobEscrowWrongStatus")
     );
 }
+
+#[tokio::test]
+async fn an_overturned_result_no_longer_verifies() {
+    let devnet = Devnet::spawn().await;
+    let ops = devnet.add_operators(1).await;
+    let client = client_for(&devnet, 71).await;
+    let deadline = devnet.now().await + 3600;
+    let job_id =
+        client.create_job(model_id(b"m"), input_hash(b"i"), ether(1), deadline).await.unwrap();
+    settle(&client, &ops, job_id).await;
+    let settled = client.verify_settlement(job_id).await.unwrap().settlement;
+
+    // The client challenges with the bond; the arbiter (the devnet's admin) overturns.
+    let escrow = client.escrow();
+    let bond = U256::from(escrow.config().call().await.unwrap().challengeBond);
+    client
+        .token()
+        .approve(devnet.deployment.job_escrow, bond)
+        .from(client.account())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    escrow
+        .challenge(job_id)
+        .from(client.account())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    escrow
+        .resolveDispute(job_id, false, settled.result_hash, settled.signers.clone())
+        .from(devnet.admin())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert_eq!(client.job(job_id).await.unwrap().status, JobStatus::Overturned);
+    // JobSettled is still in the log, but the result must not verify any more.
+    assert!(client.settlement(job_id).await.is_ok());
+    let err = client.verify_settlement(job_id).await.unwrap_err();
+    assert!(matches!(err, Error::Unverifiable { .. }), "{err}");
+}
