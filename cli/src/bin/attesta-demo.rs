@@ -2,9 +2,10 @@
 //!
 //! Starts anvil and deploys the contracts, stakes four operators (M = 3), starts the relayer on
 //! SQLite and four nodes (each its own process, keystore and data dir), uploads the magika demo
-//! model, submits one job per demo file through the sdk, and waits until every job is settled,
-//! released and paid. Prints a table of results, signers, gas and payouts, and the balances
-//! before and after; exits 0 only if every job settled and paid correctly.
+//! model, submits one job per demo file through the sdk plus one job no node can run, and waits
+//! until every served job is settled, released and paid and the unserved one refunded. Prints a
+//! table of results, signers, gas and payouts, and the balances before and after; exits 0 only
+//! if every job settled and paid correctly.
 
 use alloy::{
     primitives::{Address, B256, U256},
@@ -196,7 +197,7 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
     write(
         &dir.join("relayer.toml"),
         format!(
-            "database_url = \"sqlite://{db}?mode=rwc\"\n\n[chain]\nrpc_url = \"{rpc}\"\ndeployment = \"{dep}\"\nconfirmations = 1\npoll_interval_ms = 250\n\n[duties]\ninterval_ms = 500\n\n[api]\nlisten = \"127.0.0.1:{port}\"\n\n[tx]\nconfirmations = 1\npoll_interval_ms = 250\n",
+            "database_url = \"sqlite://{db}?mode=rwc\"\n\n[chain]\nrpc_url = \"{rpc}\"\ndeployment = \"{dep}\"\nconfirmations = 1\npoll_interval_ms = 250\n\n[duties]\ninterval_ms = 500\nrefund_expired = true\n\n[api]\nlisten = \"127.0.0.1:{port}\"\n\n[tx]\nconfirmations = 1\npoll_interval_ms = 250\n",
             db = dir.join("relayer.db").display(),
             dep = deployment_file.display(),
         )
@@ -234,7 +235,8 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
         AttestaClient::new(net.provider.clone(), net.deployment.clone(), client_key.address());
     let config = escrow.config().call().await.map_err(|e| e.to_string())?;
     let fee = U256::from(config.minFee) * U256::from(10);
-    net.mint(client_key.address(), fee * U256::from(DEMO_FILES.len())).await;
+    // One fee more than the files: the last job is one no node can run, refunded after its deadline.
+    net.mint(client_key.address(), fee * U256::from(DEMO_FILES.len() + 1)).await;
     let accounts = Accounts::new(&net, &operators, client_key.address()).await?;
     let before = accounts.read(&net.provider, &net.deployment).await?;
     let mut jobs = Vec::new();
@@ -261,6 +263,17 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
             settle_gas: 0,
         });
     }
+    let garbage =
+        relay.upload_blob(b"not an ATI1 tensor input".to_vec()).await.map_err(|e| e.to_string())?;
+    let unserved_deadline = net.now().await + 600;
+    let unserved = client
+        .create_job(model.hash, garbage.hash, fee, unserved_deadline)
+        .await
+        .map_err(|e| e.to_string())?;
+    out(&format!(
+        "    job {unserved}: an input no node can decode (to be refunded after its deadline)"
+    ));
+    let mut unserved_status = JobStatus::Created;
 
     step(6, "waiting for attestations, settlement, the challenge window and payment");
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
@@ -290,12 +303,23 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
                 .filter(|j| j.attested >= u32::try_from(threshold).unwrap_or(u32::MAX))
                 .count(),
         ));
-        if released == jobs.len() {
+        let status = client.job(unserved).await.map_err(|e| e.to_string())?.status;
+        if status != unserved_status {
+            out(&format!("    job {unserved}: {unserved_status} -> {status}"));
+            unserved_status = status;
+        }
+        if status.has_result() {
+            return Err(format!("job {unserved} settled although no node can decode its input"));
+        }
+        if released == jobs.len() && unserved_status == JobStatus::Refunded {
             break;
         }
         if settled == jobs.len() && !advanced {
-            // Skip the challenge window on the local chain instead of waiting it out.
-            net.advance(config.challengeWindow.to::<u64>() + 1).await;
+            // Skip the challenge window and the unserved job's deadline on the local chain
+            // instead of waiting them out; the relayer then releases and refunds.
+            let now = net.now().await;
+            let window_end = now + config.challengeWindow.to::<u64>();
+            net.advance(window_end.max(unserved_deadline) - now + 1).await;
             advanced = true;
         }
         if Instant::now() > deadline {
@@ -330,6 +354,9 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
     }
     let after = accounts.read(&net.provider, &net.deployment).await?;
     print_report(&jobs, &accounts, &before, &after, fee);
+    out(&format!(
+        "job {unserved}: no node could run it; refunded to the client after its deadline"
+    ));
     check_money(&jobs, &accounts, &before, &after, fee, u64::from(config.protocolFeeBps))?;
     out(&format!(
         "\nall {} jobs settled and paid in {} s",
