@@ -4,8 +4,6 @@
 //! Every route runs behind, outermost first: request metrics, a per-client rate limit (429,
 //! A2), a body limit that also stops chunked bodies (413, A1) and, on node routes, request
 //! authentication (401/403/409, A3, A4). [`serve`] adds TLS 1.2+ when configured (A5).
-//!
-//! Owner: api.
 
 mod error;
 mod guard;

@@ -1,7 +1,7 @@
 //! The transaction manager: one nonce manager per key, EIP-1559 fee bumping, and a persisted
 //! outbox so a crash between send and receipt neither loses nor duplicates a transaction.
 //!
-//! Owner: txm. [`enqueue`] is the contract other modules use to owe the chain a transaction;
+//! [`enqueue`] is the contract other modules use to owe the chain a transaction;
 //! [`TxManager`] sends what is owed.
 //!
 //! # How a duty travels

@@ -1,7 +1,5 @@
 //! The HTTP API's tables: content-addressed blobs, registered nodes, and the request nonces
 //! that make every signed node request usable once (A3).
-//!
-//! Owner: api.
 
 use super::Store;
 use crate::Error;

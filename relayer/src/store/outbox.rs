@@ -1,6 +1,6 @@
 //! Outbox, nonce and transaction-attempt queries for the transaction manager (`crate::txm`).
 //!
-//! Owner: txm. The one invariant these queries keep: a nonce is taken from `nonces` only in the
+//! The one invariant these queries keep: a nonce is taken from `nonces` only in the
 //! database transaction that also stores the signed transaction using it, so every nonce ever
 //! handed out has a raw transaction that can be broadcast again (R2, R9).
 
