@@ -129,7 +129,7 @@ impl CanonicalOutput {
 
     /// Parses canonical bytes, rejecting anything [`CanonicalOutput::encode`] would not produce.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = crate::reader::Reader::new(bytes, Error::Canonical);
         if r.take(4)? != MAGIC {
             return Err(Error::Canonical(
                 "not canonical output v1: missing \"ATO1\" prefix".into(),
@@ -184,35 +184,6 @@ fn check_shape(shape: &[u32], len: usize) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            Error::Canonical(format!("truncated: wanted {n} bytes at offset {}", self.pos))
-        })?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, Error> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, Error> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
 }
 
 #[cfg(test)]

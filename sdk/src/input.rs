@@ -258,7 +258,7 @@ impl Input {
                 bytes.len()
             )));
         }
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = crate::reader::Reader::new(bytes, Error::Input);
         if r.take(4)? != MAGIC {
             return Err(Error::Input(
                 "not an ATI1 input: missing \"ATI1\" prefix (encode with attesta_sdk::input)"
@@ -328,35 +328,6 @@ fn element_count(shape: &[u32]) -> Result<usize, Error> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d as usize)).ok_or_else(|| {
         Error::Input(format!("shape {shape:?} has more elements than this machine can address"))
     })
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            Error::Input(format!("truncated: wanted {n} bytes at offset {}", self.pos))
-        })?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, Error> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, Error> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
 }
 
 /// Bytes read from each end of the file (magika's `block_size`).

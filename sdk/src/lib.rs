@@ -14,6 +14,7 @@ pub mod input;
 pub mod keys;
 pub mod operator;
 pub mod quorum;
+mod reader;
 pub mod relay;
 mod revert;
 #[cfg(feature = "test-utils")]
