@@ -528,6 +528,15 @@ async fn receipt_removed_by_a_reorg_is_rebroadcast_and_confirmed_once() {
     let snapshot: U256 = devnet.provider.raw_request("evm_snapshot".into(), ()).await.unwrap();
     duty(&store, "pay:0", SINK, &[]).await;
     txm.tick().await.unwrap(); // sent; automine puts it in a block
+    // Anvil mines asynchronously after eth_sendRawTransaction returns: wait for the block
+    // so the next tick sees the receipt rather than racing the miner.
+    let sent = store.outbox_attempts(status(&store, "pay:0").await.id).await.unwrap()[0].tx_hash;
+    for _ in 0..200 {
+        if devnet.provider.get_transaction_receipt(sent).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     txm.tick().await.unwrap(); // receipt seen, 1 of 3 confirmations
     let seen = status(&store, "pay:0").await;
     assert_eq!(seen.status, OutboxStatus::Pending);
