@@ -322,6 +322,11 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
     }
 
     /// @inheritdoc IJobEscrow
+    function slashingExposure() external view returns (uint256) {
+        return _exposure(_config);
+    }
+
+    /// @inheritdoc IJobEscrow
     function token() external view returns (address) {
         return address(_token);
     }
@@ -341,7 +346,8 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
                                GOVERNANCE
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Stops new jobs, settlement, release, challenges and claims; refunds and expiries go on.
+    /// @notice Stops new jobs, settlement, release, challenges and claims. Refunds, dispute expiry and the
+    /// arbiter's `resolveDispute` go on: each only returns money or ends a dispute already under way.
     function pause() external onlyRole(GUARDIAN_ROLE) {
         _pause();
     }
@@ -435,14 +441,18 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         if (c.disputeTimeout < MIN_DISPUTE_TIMEOUT || c.disputeTimeout > MAX_DISPUTE_TIMEOUT) {
             revert JobEscrowParameterOutOfBounds("disputeTimeout", c.disputeTimeout);
         }
-        // A signer must stay slashable until every dispute over a result it signed can have ended: from its
-        // signature (at the latest at the deadline) through the challenge window and the dispute timeout.
-        uint256 exposure = uint256(c.maxJobDuration) + c.challengeWindow + c.disputeTimeout;
+        uint256 exposure = _exposure(c);
         if (exposure > _registry.unbondingPeriod()) {
             revert JobEscrowParameterOutOfBounds("exposure", exposure);
         }
         _config = c;
         emit ParameterSet("config", uint256(keccak256(abi.encode(c))));
+    }
+
+    // A signer must stay slashable until every dispute over a result it signed can have ended: from its
+    // signature (at the latest at the deadline) through the challenge window and the dispute timeout.
+    function _exposure(Config memory c) internal pure returns (uint256) {
+        return uint256(c.maxJobDuration) + c.challengeWindow + c.disputeTimeout;
     }
 
     function _setTreasury(address value) internal {

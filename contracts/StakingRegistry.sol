@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
+import {ISlashingExposure, IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
 import {
     AccessControlDefaultAdminRules
 } from "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
@@ -85,6 +85,8 @@ contract StakingRegistry is
     uint8 public minThreshold;
     uint8 private _threshold;
     address public treasury;
+    /// @inheritdoc IStakingRegistry
+    ISlashingExposure public exposureSource;
 
     /*//////////////////////////////////////////////////////////////
                               CONSTRUCTOR
@@ -340,9 +342,24 @@ contract StakingRegistry is
         _setMinStake(value);
     }
 
-    /// @notice Sets the unbonding period for future requests.
+    /// @notice Sets the unbonding period for future requests. It may not drop below the exposure source's
+    /// `slashingExposure()`, or a signer could withdraw before a dispute over its signature has ended.
     function setUnbondingPeriod(uint256 value) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        ISlashingExposure source = exposureSource;
+        if (address(source) != address(0) && value < source.slashingExposure()) {
+            revert StakingRegistryParameterOutOfBounds("unbondingPeriod", value);
+        }
         _setUnbondingPeriod(value);
+    }
+
+    /// @notice Binds the unbonding period to `source`'s slashing exposure (the escrow the stake secures),
+    /// which the current period must already cover.
+    function setExposureSource(ISlashingExposure source) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (address(source) == address(0)) revert StakingRegistryZeroAddress();
+        uint256 exposure = source.slashingExposure();
+        if (exposure > unbondingPeriod) revert StakingRegistryParameterOutOfBounds("exposure", exposure);
+        exposureSource = source;
+        emit ExposureSourceSet(address(source));
     }
 
     /// @notice Sets the bound on N; it cannot go below the current N.

@@ -6,7 +6,7 @@ import {Slashing} from "../contracts/Slashing.sol";
 import {StakingRegistry} from "../contracts/StakingRegistry.sol";
 import {IJobEscrow} from "../contracts/interfaces/IJobEscrow.sol";
 import {ISlashing} from "../contracts/interfaces/ISlashing.sol";
-import {IStakingRegistry} from "../contracts/interfaces/IStakingRegistry.sol";
+import {ISlashingExposure, IStakingRegistry} from "../contracts/interfaces/IStakingRegistry.sol";
 import {TestToken} from "../contracts/mocks/TestToken.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Script} from "forge-std/Script.sol";
@@ -106,6 +106,7 @@ abstract contract AttestaDeployer {
         d.escrow.grantRole(d.escrow.GUARDIAN_ROLE(), cfg.guardian);
         d.escrow.grantRole(d.escrow.ARBITER_ROLE(), cfg.arbiter);
         d.escrow.setSlashing(ISlashing(address(d.slashing)));
+        d.registry.setExposureSource(ISlashingExposure(address(d.escrow)));
         for (uint256 i; i < cfg.runtimeIds.length; ++i) {
             d.escrow.setRuntimeAllowed(cfg.runtimeIds[i], true);
         }

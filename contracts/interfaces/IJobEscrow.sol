@@ -58,7 +58,8 @@ interface IJobEscrowEvents {
     event JobSettled(
         uint256 indexed jobId, bytes32 indexed resultHash, bytes32 runtimeId, address[] signers, bytes output
     );
-    /// @notice The payment was released: `signerShare` to each signer's operator, `protocolFee` to the treasury.
+    /// @notice The payment was released and credited: `signerShare` to each signer's operator, `protocolFee` to the
+    /// treasury. `protocolFee` includes the rounding dust of the equal split, so the credits sum to the fee exactly.
     event PaymentReleased(uint256 indexed jobId, uint256 signerShare, uint256 protocolFee);
     /// @notice The fee went back to the client.
     event JobRefunded(uint256 indexed jobId, address indexed client, uint256 fee);
@@ -228,6 +229,11 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
 
     /// @notice The current parameters.
     function config() external view returns (Config memory);
+
+    /// @notice Seconds a signer stays slashable for a result it signed: `maxJobDuration + challengeWindow +
+    /// disputeTimeout` (signed at the latest at the deadline, then challenged and disputed). The registry's
+    /// unbonding period never drops below it.
+    function slashingExposure() external view returns (uint256);
 
     /// @notice The fee token.
     function token() external view returns (address);

@@ -49,6 +49,16 @@ interface IStakingRegistryEvents {
     event ParameterSet(bytes32 indexed parameter, uint256 value);
     /// @notice The treasury that receives slashed stake changed.
     event TreasurySet(address indexed treasury);
+    /// @notice The contract whose slashing exposure bounds the unbonding period from below changed.
+    event ExposureSourceSet(address indexed source);
+}
+
+/// @title ISlashingExposure
+/// @notice A contract whose settlements the registry's stake secures (the JobEscrow).
+interface ISlashingExposure {
+    /// @notice Seconds a signer must stay slashable after signing a result: until every dispute over it
+    /// can have ended. The registry's unbonding period may never be shorter.
+    function slashingExposure() external view returns (uint256);
 }
 
 /// @title IStakingRegistry
@@ -149,4 +159,7 @@ interface IStakingRegistry is IStakingRegistryErrors, IStakingRegistryEvents {
 
     /// @notice The staking token.
     function token() external view returns (address);
+
+    /// @notice The contract whose `slashingExposure()` the unbonding period may not drop below (zero: none).
+    function exposureSource() external view returns (ISlashingExposure);
 }

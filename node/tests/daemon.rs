@@ -219,6 +219,7 @@ fn job(id: u64, model: &[u8], input: &[u8]) -> WorkItem {
         model_id: attesta_sdk::model_id(model),
         input_hash: attesta_sdk::input_hash(input),
         deadline: now() + 3600,
+        max_output_bytes: 16 * 1024,
     }
 }
 

@@ -84,6 +84,16 @@ pub enum AttestError {
         /// Hash of the bytes sent.
         actual: B256,
     },
+    /// The output is longer than the escrow's `maxOutputBytes`: no settlement could carry it.
+    #[error(
+        "the output is {length} bytes, above the escrow's maxOutputBytes {max}: no settlement can publish it"
+    )]
+    OutputTooLarge {
+        /// Length of the output sent.
+        length: usize,
+        /// The escrow's limit.
+        max: u32,
+    },
     /// The signer already attested another result for this job; evidence is kept for slashing.
     #[error(
         "signer {signer} already attested another result for job {job_id}: the contradiction is recorded as equivocation evidence"
@@ -112,6 +122,7 @@ impl AttestError {
             Self::DeadlinePassed { .. } => "deadline_passed",
             Self::RuntimeNotAllowed(_) => "runtime_not_allowed",
             Self::OutputMismatch { .. } => "output_mismatch",
+            Self::OutputTooLarge { .. } => "output_too_large",
             Self::Equivocation { .. } => "equivocation",
             Self::Internal(_) => "internal",
         }
@@ -220,6 +231,10 @@ impl Aggregator {
         let actual = keccak256(&submission.output);
         if actual != a.resultHash {
             return Err(AttestError::OutputMismatch { attested: a.resultHash, actual });
+        }
+        let max = self.active.max_output_bytes();
+        if submission.output.len() > max as usize {
+            return Err(AttestError::OutputTooLarge { length: submission.output.len(), max });
         }
 
         let mut tx = self.store.pool().begin().await?;

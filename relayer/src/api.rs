@@ -459,6 +459,7 @@ mod tests {
                     model_id: h,
                     input_hash: h,
                     deadline: 1,
+                    max_output_bytes: 16_384,
                 }),
             ),
             ("WorkBatch", serde_json::to_value(relay::WorkBatch::default())),

@@ -1,5 +1,5 @@
 //! What the relayer knows of the chain besides logs: the registry's active signer set and
-//! threshold, and the escrow's runtime allow-list, cached and refreshed.
+//! threshold, the escrow's runtime allow-list and output limit, cached and refreshed.
 //!
 //! The cache answers the API's per-request checks without an RPC round trip. It may lag the
 //! chain by one refresh; that is safe, because the escrow re-checks every signer at `settle`
@@ -35,6 +35,7 @@ struct Inner {
     snapshot: Snapshot,
     members: HashSet<Address>,
     runtimes: HashMap<B256, bool>,
+    max_output_bytes: u32,
 }
 
 /// A shared, cheaply cloned cache of the active set and allowed runtimes.
@@ -89,7 +90,15 @@ impl ActiveSet {
             inner.members = signers.iter().copied().collect();
             inner.snapshot = Snapshot { version, signers, threshold };
         }
-        self.write().runtimes.clear();
+        // Governance may have changed the output limit too; one call per refresh.
+        let config = JobEscrow::new(self.deployment.job_escrow, &self.provider)
+            .config()
+            .call()
+            .await
+            .map_err(attesta_sdk::Error::from)?;
+        let mut inner = self.write();
+        inner.runtimes.clear();
+        inner.max_output_bytes = config.maxOutputBytes;
         Ok(changed)
     }
 
@@ -101,6 +110,11 @@ impl ActiveSet {
     /// The threshold M for the current active set (as of the last refresh).
     pub fn threshold(&self) -> u32 {
         self.read().snapshot.threshold
+    }
+
+    /// The escrow's `maxOutputBytes` (as of the last refresh): the longest output that settles.
+    pub fn max_output_bytes(&self) -> u32 {
+        self.read().max_output_bytes
     }
 
     /// The whole cached reading.

@@ -152,6 +152,10 @@ async fn every_refusal_has_its_own_code() {
     // Bytes that do not hash to the attested result.
     let sub = s.submission(&op.signer, &good, b"something else");
     assert_eq!(code(s.agg.submit(op.signer.address(), sub).await), "output_mismatch");
+    // An output longer than the escrow's maxOutputBytes (16 KiB by default) could never settle.
+    let long = vec![7u8; 16 * 1024 + 1];
+    let sub = s.submission(&op.signer, &s.attestation(&long), &long);
+    assert_eq!(code(s.agg.submit(op.signer.address(), sub).await), "output_too_large");
     // Past the deadline by the aggregator's clock.
     let late = s.agg.clone().with_clock(Arc::new(|| u64::MAX));
     let sub = s.submission(&op.signer, &good, OUTPUT);

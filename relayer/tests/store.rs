@@ -174,13 +174,13 @@ async fn open_work_lists_open_unexpired_jobs_oldest_first() {
         store.commit_range(&batch(1, 4, events)).await.unwrap();
         store.commit_range(&batch(5, 6, vec![settled(6, 3, b"o")])).await.unwrap();
         let signer = Address::repeat_byte(9);
-        let work = store.open_work(signer, 1_500, 10).await.unwrap();
+        let work = store.open_work(signer, 1_500, 10, 16_384).await.unwrap();
         let ids: Vec<U256> = work.iter().map(|w| w.job_id).collect();
         assert_eq!(ids, vec![U256::from(1), U256::from(2)]);
         assert_eq!(work[0].input_hash, keccak256(b"a"));
-        assert_eq!(store.open_work(signer, 1_500, 1).await.unwrap().len(), 1);
+        assert_eq!(store.open_work(signer, 1_500, 1, 16_384).await.unwrap().len(), 1);
         // Past the deadline (2000) nothing is offered.
-        assert!(store.open_work(signer, 2_001, 10).await.unwrap().is_empty());
+        assert!(store.open_work(signer, 2_001, 10, 16_384).await.unwrap().is_empty());
         let result = store.job_result(U256::from(3)).await.unwrap().unwrap();
         assert_eq!(result.output.as_ref(), b"o");
         assert_eq!(result.signers, vec![Address::repeat_byte(1), Address::repeat_byte(2)]);

@@ -28,6 +28,10 @@ pub const DEFAULT_DECIMALS: u8 = 4;
 pub const MAX_DECIMALS: u8 = 9;
 /// Largest rank accepted.
 pub const MAX_RANK: usize = 8;
+/// The largest output any settlement can publish: the escrow's `MAX_OUTPUT_BYTES`, the bound
+/// its configurable `maxOutputBytes` (16 KiB by default) can never exceed. A node never signs
+/// a longer output, since no escrow would accept it.
+pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// One output tensor in canonical (fixed-point) form.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -140,9 +140,7 @@ fn prompt(confirm: bool) -> Result<Password, KeyError> {
         let again = rpassword::prompt_password("Repeat the password: ")
             .map_err(|_| KeyError::NoPassword)?;
         if again != first {
-            return Err(KeyError::WrongPassword {
-                path: PathBuf::from("(the two entries differ)"),
-            });
+            return Err(KeyError::PasswordMismatch);
         }
     }
     Ok(Password::new(first))

@@ -124,6 +124,12 @@ impl<P: Provider + Clone> OperatorClient<P> {
         send(self.registry().activate(), self.operator).await
     }
 
+    /// Leaves the active set (stake stays bonded; [`Self::activate`] rejoins). Jobs already
+    /// settled with this signer keep their slashing exposure until they are released.
+    pub async fn deactivate(&self) -> Result<TransactionReceipt, Error> {
+        send(self.registry().deactivate(), self.operator).await
+    }
+
     /// This operator's position.
     pub async fn status(&self) -> Result<OperatorStatus, Error> {
         let op = self.registry().operator(self.operator).call().await?;

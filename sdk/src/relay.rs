@@ -246,6 +246,9 @@ pub struct WorkItem {
     pub input_hash: B256,
     /// Unix time after which the job can no longer be settled.
     pub deadline: u64,
+    /// The escrow's current `maxOutputBytes`: a longer output cannot settle, so a node stops
+    /// the job rather than sign it.
+    pub max_output_bytes: u32,
 }
 
 /// `GET /v1/nodes/work?wait=SECS` answer: jobs this node has not attested yet.

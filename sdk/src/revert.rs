@@ -90,9 +90,14 @@ fn registry_hint(e: &StakingRegistryErrors) -> String {
         E::StakingRegistryInsufficientAmount(x) => {
             format!("amount {} is not allowed here (available: {})", x.amount, x.needed)
         }
+        // unbondingEnd is 0 when nothing is unbonding.
+        E::StakingRegistryNotWithdrawable(x) if x.unbondingEnd.is_zero() => {
+            "nothing is unbonding: request unstake first, then withdraw after the unbonding period"
+                .to_string()
+        }
         E::StakingRegistryNotWithdrawable(x) => {
             format!(
-                "nothing withdrawable until {} (unix seconds); request unstake first",
+                "nothing withdrawable until {} (unix seconds): wait, then retry",
                 x.unbondingEnd
             )
         }

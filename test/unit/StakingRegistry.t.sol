@@ -2,7 +2,9 @@
 pragma solidity 0.8.30;
 
 import {StakingRegistry} from "../../contracts/StakingRegistry.sol";
+import {IJobEscrow} from "../../contracts/interfaces/IJobEscrow.sol";
 import {
+    ISlashingExposure,
     IStakingRegistry,
     IStakingRegistryErrors,
     IStakingRegistryEvents
@@ -1948,7 +1950,7 @@ contract StakingRegistryGovernanceTest is StakingRegistryTestBase {
 
     function testFuzz_setUnbondingPeriod_enforcesBounds(uint256 value) public {
         value = bound(value, 0, 400 days);
-        if (value < 1 hours || value > 365 days) {
+        if (value < escrow.slashingExposure() || value > 365 days) {
             vm.expectRevert(_outOfBounds("unbondingPeriod", value));
             vm.prank(admin);
             registry.setUnbondingPeriod(value);
@@ -1961,12 +1963,64 @@ contract StakingRegistryGovernanceTest is StakingRegistryTestBase {
     }
 
     function test_setUnbondingPeriod_acceptsEdges() public {
+        uint256 exposure = escrow.slashingExposure();
         vm.startPrank(admin);
-        registry.setUnbondingPeriod(1 hours);
-        assertEq(registry.unbondingPeriod(), 1 hours);
+        registry.setUnbondingPeriod(exposure);
+        assertEq(registry.unbondingPeriod(), exposure);
         registry.setUnbondingPeriod(365 days);
         assertEq(registry.unbondingPeriod(), 365 days);
         vm.stopPrank();
+    }
+
+    function test_deploy_bindsUnbondingToTheEscrowsExposure() public view {
+        assertEq(address(registry.exposureSource()), address(escrow));
+        IJobEscrow.Config memory c = escrow.config();
+        assertEq(escrow.slashingExposure(), uint256(c.maxJobDuration) + c.challengeWindow + c.disputeTimeout);
+    }
+
+    /// A shorter period would let a signer withdraw before a dispute over its signature has ended.
+    function test_RevertWhen_setUnbondingPeriod_belowTheEscrowsExposure() public {
+        uint256 value = escrow.slashingExposure() - 1;
+        vm.expectRevert(_outOfBounds("unbondingPeriod", value));
+        vm.prank(admin);
+        registry.setUnbondingPeriod(value);
+        assertEq(registry.unbondingPeriod(), cfg.unbondingPeriod);
+    }
+
+    function test_setUnbondingPeriod_withoutExposureSourceAcceptsTheMinimum() public {
+        StakingRegistry bare =
+            new StakingRegistry(IERC20(address(token)), admin, 1 days, treasury, 1 ether, 3 days, 8, 6667, 1);
+        vm.prank(admin);
+        bare.setUnbondingPeriod(1 hours);
+        assertEq(bare.unbondingPeriod(), 1 hours);
+    }
+
+    function test_setExposureSource_emitsAndBinds() public {
+        StakingRegistry bare =
+            new StakingRegistry(IERC20(address(token)), admin, 1 days, treasury, 1 ether, 3 days, 8, 6667, 1);
+        vm.expectEmit(address(bare));
+        emit ExposureSourceSet(address(escrow));
+        vm.prank(admin);
+        bare.setExposureSource(ISlashingExposure(address(escrow)));
+        assertEq(address(bare.exposureSource()), address(escrow));
+    }
+
+    function test_RevertWhen_setExposureSource_exposureAboveThePeriod() public {
+        StakingRegistry bare =
+            new StakingRegistry(IERC20(address(token)), admin, 1 days, treasury, 1 ether, 1 days, 8, 6667, 1);
+        uint256 exposure = escrow.slashingExposure();
+        vm.expectRevert(_outOfBounds("exposure", exposure));
+        vm.prank(admin);
+        bare.setExposureSource(ISlashingExposure(address(escrow)));
+    }
+
+    function test_RevertWhen_setExposureSource_zeroOrNotAdmin() public {
+        vm.expectRevert(IStakingRegistryErrors.StakingRegistryZeroAddress.selector);
+        vm.prank(admin);
+        registry.setExposureSource(ISlashingExposure(address(0)));
+        vm.expectRevert(_unauthorized(stranger, DEFAULT_ADMIN_ROLE));
+        vm.prank(stranger);
+        registry.setExposureSource(ISlashingExposure(address(escrow)));
     }
 
     function test_RevertWhen_setUnbondingPeriodTooShort() public {

@@ -17,9 +17,16 @@ mod keys_cmd;
 mod operator;
 mod run;
 
+/// The version line; a test build with dishonest behaviour says so, so it can never pass for a
+/// release (and the end-to-end tests can check they got the build they need).
+#[cfg(not(feature = "fault-injection"))]
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+#[cfg(feature = "fault-injection")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (TEST BUILD: fault-injection)");
+
 /// Attesta compute node: sandboxed, deterministic ONNX inference and signed attestations.
 #[derive(Debug, Parser)]
-#[command(name = "attesta-node", version, about, propagate_version = true)]
+#[command(name = "attesta-node", version = VERSION, about, propagate_version = true)]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides it.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -277,6 +277,16 @@ impl NodeConfig {
                 problem: "is 0: give the seconds a job may run".into(),
             });
         }
+        let max_output = attesta_sdk::canonical::MAX_OUTPUT_BYTES as u64;
+        if limits.max_output == 0 || limits.max_output > max_output {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_output",
+                problem: format!(
+                    "is {}: give 1 to {max_output} bytes (no escrow accepts a longer output)",
+                    limits.max_output
+                ),
+            });
+        }
         Ok(Settings {
             relayer_url,
             data_dir,

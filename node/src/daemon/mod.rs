@@ -40,6 +40,8 @@ use crate::sandbox::{self, Policy, SandboxError};
 pub mod cache;
 pub mod client;
 pub mod config;
+#[cfg(feature = "fault-injection")]
+mod fault;
 pub mod metrics;
 
 pub use cache::{BlobCache, BlobError};
@@ -450,7 +452,10 @@ async fn process(ctx: &Context, item: &WorkItem) -> Result<AttestationAccepted, 
     }
 
     let scratch = Scratch::new(&ctx.jobs_dir, item.job_id)?;
-    let mut policy = Policy::new(&model, &scratch.0).with_limits(ctx.settings.limits.clone());
+    // An output above the escrow's limit could never settle: stop the job instead of signing.
+    let mut limits = ctx.settings.limits.clone();
+    limits.max_output = limits.max_output.min(u64::from(item.max_output_bytes));
+    let mut policy = Policy::new(&model, &scratch.0).with_limits(limits);
     if let Some(worker) = &ctx.settings.worker {
         policy = policy.with_worker(worker);
     }
@@ -470,6 +475,10 @@ async fn process(ctx: &Context, item: &WorkItem) -> Result<AttestationAccepted, 
     );
     let attestation =
         Attestation::new(item.job_id, item.model_id, item.input_hash, result_hash, ctx.runtime_id);
+    #[cfg(feature = "fault-injection")]
+    if let Some(fault) = fault::Fault::from_env() {
+        return fault.act(ctx, item, attestation, output.canonical).await;
+    }
     let signed = attestation.sign(&ctx.signer, &ctx.domain)?;
     let submission = AttestationSubmission { attestation: signed, output: output.canonical.into() };
     ctx.client.submit(&submission, item.deadline).await.map_err(JobError::Submit)

@@ -65,7 +65,7 @@ pub struct Limits {
     pub file_size: u64,
     /// Largest input, bytes.
     pub max_input: u64,
-    /// Largest output, bytes.
+    /// Largest output, bytes (at most the escrow's bound: a longer one cannot settle).
     pub max_output: u64,
 }
 
@@ -79,7 +79,7 @@ impl Default for Limits {
             processes: 64,
             file_size: 64 << 20,
             max_input: 64 << 20,
-            max_output: 64 << 20,
+            max_output: attesta_sdk::canonical::MAX_OUTPUT_BYTES as u64,
         }
     }
 }

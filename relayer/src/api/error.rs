@@ -129,9 +129,11 @@ pub(crate) fn attest_failure(error: crate::aggregate::AttestError) -> ApiFailure
         "unknown_job" => StatusCode::NOT_FOUND,
         "inactive_signer" | "signer_mismatch" => StatusCode::FORBIDDEN,
         "job_not_open" | "deadline_passed" | "equivocation" => StatusCode::CONFLICT,
-        "bad_signature" | "job_mismatch" | "output_mismatch" | "runtime_not_allowed" => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        "bad_signature"
+        | "job_mismatch"
+        | "output_mismatch"
+        | "output_too_large"
+        | "runtime_not_allowed" => StatusCode::UNPROCESSABLE_ENTITY,
         _ => return ApiFailure::internal(format!("aggregator ({code}): {error}")),
     };
     ApiFailure::new(status, code, error.to_string())

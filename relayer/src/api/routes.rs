@@ -209,7 +209,9 @@ pub(crate) async fn work(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let now = (state.clock)();
-        let jobs = state.store.open_work(signer, now, shared.config.work_batch_limit).await?;
+        let limit = shared.config.work_batch_limit;
+        let max_output = state.active_set.max_output_bytes();
+        let jobs = state.store.open_work(signer, now, limit, max_output).await?;
         if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(WorkBatch { jobs }));
         }

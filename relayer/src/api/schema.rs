@@ -134,6 +134,8 @@ pub(crate) struct WorkItem {
     input_hash: Hash32,
     /// Unix time after which the job can no longer be settled.
     deadline: u64,
+    /// The escrow's current `maxOutputBytes`; a longer output cannot settle.
+    max_output_bytes: u32,
 }
 
 /// `GET /v1/nodes/work` answer.

@@ -150,12 +150,13 @@ impl Store {
     }
 
     /// `GET /v1/nodes/work`: open jobs whose deadline has not passed at `now` and that
-    /// `signer` has not attested, oldest first.
+    /// `signer` has not attested, oldest first; each carries the escrow's `max_output_bytes`.
     pub async fn open_work(
         &self,
         signer: Address,
         now: u64,
         limit: u32,
+        max_output_bytes: u32,
     ) -> Result<Vec<WorkItem>, Error> {
         let rows = sqlx::query(
             "SELECT job_id, model_id, input_hash, deadline FROM jobs j \
@@ -175,6 +176,7 @@ impl Store {
                     model_id: parse("model id", &r.get::<String, _>(1))?,
                     input_hash: parse("input hash", &r.get::<String, _>(2))?,
                     deadline: unsigned(r.get(3)),
+                    max_output_bytes,
                 })
             })
             .collect()

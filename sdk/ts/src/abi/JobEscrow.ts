@@ -1051,6 +1051,19 @@ export const jobEscrowAbi = [
     "type": "function"
   },
   {
+    "inputs": [],
+    "name": "slashingExposure",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [
       {
         "internalType": "bytes4",

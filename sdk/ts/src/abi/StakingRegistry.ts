@@ -394,6 +394,19 @@ export const stakingRegistryAbi = [
     "type": "function"
   },
   {
+    "inputs": [],
+    "name": "exposureSource",
+    "outputs": [
+      {
+        "internalType": "contract ISlashingExposure",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [
       {
         "internalType": "bytes32",
@@ -747,6 +760,19 @@ export const stakingRegistryAbi = [
   {
     "inputs": [
       {
+        "internalType": "contract ISlashingExposure",
+        "name": "source",
+        "type": "address"
+      }
+    ],
+    "name": "setExposureSource",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "value",
         "type": "uint256"
@@ -1087,6 +1113,19 @@ export const stakingRegistryAbi = [
     "anonymous": false,
     "inputs": [],
     "name": "EIP712DomainChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "source",
+        "type": "address"
+      }
+    ],
+    "name": "ExposureSourceSet",
     "type": "event"
   },
   {

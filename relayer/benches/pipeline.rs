@@ -1,0 +1,352 @@
+//! The relayer's figures (issue 5), measured in-process against a real anvil:
+//!
+//! - **verify**: attestation signature verifications per second on one core (EIP-712 digest and
+//!   secp256k1 recovery, what the aggregator does for every attestation).
+//! - **ingest**: a chain holding `ATTESTA_BENCH_EVENTS` (default 10,000) `JobCreated` events is
+//!   caught up from block 0 into a fresh SQLite store: events per second and CPU per event.
+//! - **pipeline**: `ATTESTA_BENCH_JOBS` (default 200) jobs through the relayer's own code —
+//!   watcher, three attestations each through the aggregator (M = 3 of 4), settlement sent by
+//!   the transaction manager, receipts, release after the challenge window — with the nodes'
+//!   signatures made beforehand: relayer CPU per settled job, and the reaction time from the
+//!   M-th attestation's arrival to the settlement's broadcast returning (p50, p99).
+//!
+//! ```sh
+//! cargo bench -p attesta-relayer --bench pipeline             # all three
+//! cargo bench -p attesta-relayer --bench pipeline -- ingest   # one of verify|ingest|pipeline
+//! ```
+//!
+//! CPU is this process's user + system time (`getrusage`); anvil runs in its own process and
+//! is not counted.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+
+use alloy::{
+    eips::Encodable2718,
+    network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder},
+    primitives::{B256, Bytes, U256, keccak256},
+    providers::{DynProvider, Provider, ProviderBuilder, ext::AnvilApi},
+    rpc::types::TransactionRequest,
+    signers::local::PrivateKeySigner,
+    sol_types::SolCall,
+};
+use attesta_relayer::{
+    aggregate::Aggregator,
+    chain::ActiveSet,
+    duties::{Duties, DutyConfig},
+    store::testing,
+    txm::{TxConfig, TxManager},
+    watcher::{Step, Watcher, WatcherConfig},
+};
+use attesta_sdk::{
+    Attestation, SignedAttestation,
+    bindings::{JobEscrow, TestToken},
+    relay::AttestationSubmission,
+    testing::{Devnet, test_runtime_id},
+};
+use std::time::{Duration, Instant};
+
+const GWEI: u128 = 1_000_000_000;
+const CLIENT: usize = 70;
+const RELAYER: usize = 79;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// This process's CPU time so far (user + system).
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).unwrap();
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(usage.user_time()) + tv(usage.system_time())
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn reader(devnet: &Devnet) -> DynProvider {
+    ProviderBuilder::new().connect_http(devnet.anvil.endpoint_url()).erased()
+}
+
+fn main() {
+    let which: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    if wants("verify") {
+        verify();
+    }
+    if wants("ingest") {
+        rt.block_on(ingest(env_usize("ATTESTA_BENCH_EVENTS", 10_000)));
+    }
+    if wants("pipeline") {
+        rt.block_on(pipeline(env_usize("ATTESTA_BENCH_JOBS", 200)));
+    }
+}
+
+fn verify() {
+    let domain = attesta_sdk::domain(31_337, B256::repeat_byte(1)[..20].try_into().unwrap());
+    let keys: Vec<PrivateKeySigner> = (0..16).map(|_| PrivateKeySigner::random()).collect();
+    let signed: Vec<SignedAttestation> = (0..1_000u64)
+        .map(|i| {
+            let a = Attestation::new(
+                U256::from(i),
+                keccak256(b"model"),
+                keccak256(i.to_be_bytes()),
+                keccak256(b"result"),
+                test_runtime_id(),
+            );
+            a.sign(&keys[i as usize % keys.len()], &domain).unwrap()
+        })
+        .collect();
+    let mut rates = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        for s in &signed {
+            s.verify(&domain).unwrap();
+        }
+        rates.push(signed.len() as f64 / started.elapsed().as_secs_f64());
+    }
+    println!(
+        "verify: {:.0} attestation verifications/s on one core (median of 5 × {})",
+        median(rates),
+        signed.len()
+    );
+}
+
+/// Fills the chain with `n` `createJob` transactions from the test client, a block at a time
+/// (pre-signed with explicit nonces, so filling takes seconds); returns the job ids.
+async fn create_jobs(devnet: &Devnet, n: usize, model: B256) -> Vec<U256> {
+    let provider = &devnet.provider;
+    let escrow = JobEscrow::new(devnet.deployment.job_escrow, provider);
+    let fee = U256::from(escrow.config().call().await.unwrap().minFee);
+    let client = devnet.key(CLIENT);
+    devnet.mint(client.address(), fee * U256::from(n)).await;
+    TestToken::new(devnet.deployment.token, provider)
+        .approve(devnet.deployment.job_escrow, U256::MAX)
+        .from(client.address())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let first_id = escrow.jobCount().call().await.unwrap() + U256::from(1);
+    let nonce = provider.get_transaction_count(client.address()).await.unwrap();
+    let chain_id = provider.get_chain_id().await.unwrap();
+    let deadline = U256::from(devnet.now().await + 80_000);
+    let wallet = EthereumWallet::from(client);
+    provider.anvil_set_auto_mine(false).await.unwrap();
+    for i in 0..n {
+        let call = JobEscrow::createJobCall {
+            modelId: model,
+            inputHash: keccak256((i as u64).to_be_bytes()),
+            fee,
+            deadline,
+        };
+        let tx = TransactionRequest::default()
+            .with_to(devnet.deployment.job_escrow)
+            .with_input(call.abi_encode())
+            .with_nonce(nonce + i as u64)
+            .with_chain_id(chain_id)
+            .with_gas_limit(300_000)
+            .with_max_fee_per_gas(100 * GWEI)
+            .with_max_priority_fee_per_gas(GWEI);
+        let raw = tx.build(&wallet).await.unwrap().encoded_2718();
+        let _ = provider.send_raw_transaction(&raw).await.unwrap();
+        if (i + 1) % 1_000 == 0 || i + 1 == n {
+            provider.anvil_mine(Some(1), None).await.unwrap();
+        }
+    }
+    provider.anvil_set_auto_mine(true).await.unwrap();
+    let count = escrow.jobCount().call().await.unwrap();
+    assert_eq!(count + U256::from(1) - first_id, U256::from(n), "every createJob mined");
+    (0..n).map(|i| first_id + U256::from(i)).collect()
+}
+
+fn catch_up_config() -> WatcherConfig {
+    WatcherConfig {
+        confirmations: 0,
+        poll_interval: Duration::from_millis(10),
+        start_block: Some(0),
+        ..WatcherConfig::default()
+    }
+}
+
+/// Outbox entries not yet final (queued or waiting for confirmations).
+async fn open_duties(store: &attesta_relayer::Store) -> i64 {
+    let (open,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'pending')")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    open
+}
+
+/// Ticks the transaction manager, mining a block between ticks, until every duty is final.
+async fn drain(devnet: &Devnet, txm: &TxManager, store: &attesta_relayer::Store) {
+    loop {
+        let report = txm.tick().await.unwrap();
+        assert_eq!(report.failed, 0, "{report:?}");
+        if open_duties(store).await == 0 {
+            return;
+        }
+        devnet.provider.anvil_mine(Some(1), None).await.unwrap();
+    }
+}
+
+async fn catch_up(watcher: &mut Watcher) {
+    while !matches!(watcher.step().await.unwrap(), Step::Idle { .. }) {}
+}
+
+async fn ingest(n: usize) {
+    // Blocks big enough for 1,000 createJob calls each.
+    let devnet = Devnet::spawn_with(&["--gas-limit", "1000000000"]).await;
+    let filled = Instant::now();
+    create_jobs(&devnet, n, keccak256(b"model")).await;
+    println!(
+        "ingest: chain filled with {n} JobCreated events in {:.1} s",
+        filled.elapsed().as_secs_f64()
+    );
+    let (mut rates, mut cpus) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let db = testing::sqlite().await;
+        let mut watcher = Watcher::new(
+            db.store.clone(),
+            reader(&devnet),
+            devnet.deployment.clone(),
+            catch_up_config(),
+        );
+        let (cpu, started) = (cpu_time(), Instant::now());
+        catch_up(&mut watcher).await;
+        let (wall, cpu) = (started.elapsed(), cpu_time() - cpu);
+        let (stored,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM events WHERE kind = 'JobCreated'")
+                .fetch_one(db.store.pool())
+                .await
+                .unwrap();
+        assert_eq!(stored as usize, n, "every event stored once");
+        rates.push(n as f64 / wall.as_secs_f64());
+        cpus.push(cpu.as_secs_f64() * 1e6 / n as f64);
+    }
+    println!(
+        "ingest: {:.0} events/s, {:.1} µs CPU per event (medians of 3 catch-ups of {n} events into SQLite)",
+        median(rates),
+        median(cpus)
+    );
+}
+
+async fn pipeline(n: usize) {
+    let devnet = Devnet::spawn_with(&["--gas-limit", "1000000000"]).await;
+    let ops = devnet.add_operators(4).await;
+    let provider = reader(&devnet);
+    let model = keccak256(b"model");
+    let jobs = create_jobs(&devnet, n, model).await;
+    let domain = devnet.deployment.attestation_domain();
+    // The nodes' work, done before the clock starts: three signed attestations per job.
+    let output = Bytes::from(vec![7u8; 256]);
+    let submissions: Vec<Vec<(alloy::primitives::Address, AttestationSubmission)>> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let a = Attestation::new(
+                *job,
+                model,
+                keccak256((i as u64).to_be_bytes()),
+                keccak256(&output),
+                test_runtime_id(),
+            );
+            ops[..3]
+                .iter()
+                .map(|op| {
+                    let signed = a.sign(&op.signer, &domain).unwrap();
+                    (
+                        op.signer.address(),
+                        AttestationSubmission { attestation: signed, output: output.clone() },
+                    )
+                })
+                .collect()
+        })
+        .collect();
+
+    let db = testing::sqlite().await;
+    let store = db.store.clone();
+    let active = ActiveSet::load(provider.clone(), devnet.deployment.clone()).await.unwrap();
+    let chain_id = devnet.provider.get_chain_id().await.unwrap();
+    let tx_config = TxConfig { confirmations: 1, ..TxConfig::default() };
+    let txm =
+        TxManager::new(store.clone(), provider.clone(), devnet.key(RELAYER), chain_id, tx_config)
+            .unwrap();
+    let aggregator = Aggregator::new(store.clone(), active.clone());
+    let duties = Duties::new(
+        store.clone(),
+        provider.clone(),
+        devnet.deployment.clone(),
+        DutyConfig::default(),
+    );
+    let mut watcher =
+        Watcher::new(store.clone(), provider.clone(), devnet.deployment.clone(), catch_up_config());
+
+    let (cpu, started) = (cpu_time(), Instant::now());
+    catch_up(&mut watcher).await;
+    let mut reactions = Vec::with_capacity(n);
+    for job in &submissions {
+        let (last, first) = job.split_last().unwrap();
+        for (signer, s) in first {
+            aggregator.submit(*signer, s.clone()).await.unwrap();
+        }
+        let t0 = Instant::now();
+        let accepted = aggregator.submit(last.0, last.1.clone()).await.unwrap();
+        assert!(accepted.agreeing >= accepted.threshold);
+        let report = txm.tick().await.unwrap();
+        reactions.push(t0.elapsed());
+        assert_eq!(report.sent, 1, "{report:?}");
+    }
+    // Receipts to the confirmation depth, the settlements seen by the watcher, then release.
+    drain(&devnet, &txm, &store).await;
+    catch_up(&mut watcher).await;
+    let window = JobEscrow::new(devnet.deployment.job_escrow, &devnet.provider)
+        .config()
+        .call()
+        .await
+        .unwrap()
+        .challengeWindow
+        .to::<u64>();
+    devnet.advance(window + 1).await;
+    let mut queued = 0;
+    while queued < n {
+        let report = duties.tick().await.unwrap();
+        assert!(report.releases > 0, "releases stalled at {queued} of {n}");
+        queued += report.releases as usize;
+        drain(&devnet, &txm, &store).await;
+    }
+    catch_up(&mut watcher).await;
+    let (wall, cpu) = (started.elapsed(), cpu_time() - cpu);
+
+    let escrow = JobEscrow::new(devnet.deployment.job_escrow, &devnet.provider);
+    for job in &jobs {
+        let status = escrow.job(*job).call().await.unwrap().status;
+        assert_eq!(status, 4, "job {job} released");
+    }
+    reactions.sort();
+    println!(
+        "pipeline: {n} jobs settled and released in {:.1} s; relayer CPU {:.2} ms per job \
+         (watcher, 3 verified attestations, settle + release sent and confirmed)",
+        wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e3 / n as f64
+    );
+    println!(
+        "pipeline: reaction from the M-th attestation to the settlement broadcast: p50 {:.2} ms, \
+         p99 {:.2} ms, max {:.2} ms (includes eth_estimateGas and eth_sendRawTransaction on a local anvil)",
+        percentile(&reactions, 0.5).as_secs_f64() * 1e3,
+        percentile(&reactions, 0.99).as_secs_f64() * 1e3,
+        reactions.last().unwrap().as_secs_f64() * 1e3
+    );
+}
