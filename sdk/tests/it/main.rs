@@ -7,4 +7,5 @@
 mod attestation;
 mod client;
 mod operator;
+mod input_vectors;
 mod vectors;
