@@ -177,8 +177,14 @@ async function showResult(client: AttestaClient, relay: RelayClient, jobId: bigi
   verified.className = "ok";
   verified.dataset.verified = "true";
   $("signers").replaceChildren(...settlement.signers.map((s) => Object.assign(document.createElement("li"), { textContent: s })));
-  // The relayer's copy must match what the chain attests (RelayClient.result checks it).
-  const copy = await relay.result(jobId, settlement.resultHash).catch((e: unknown) => e);
+  // The relayer's copy must match what the chain attests (RelayClient.result checks it). The
+  // relayer waits for confirmations, so it may see the settlement a few blocks after we do.
+  let copy: unknown;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    copy = await relay.result(jobId, settlement.resultHash).catch((e: unknown) => e);
+    if (copy !== undefined) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
   $("relayer-copy").textContent =
     copy instanceof Error ? `The relayer's copy does not check out: ${copy.message}` : copy ? "The relayer's copy of the output matches." : "The relayer has not seen the settlement yet.";
   $("result").hidden = false;

@@ -52,8 +52,17 @@ let failed = false;
 try {
   const page = context.pages()[0] ?? (await context.newPage());
   page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
+  // HTTP errors are judged by URL below; the console's "Failed to load resource" repeats them.
   page.on("console", (m) => {
-    if (m.type() === "error") errors.push(`console: ${m.text()}`);
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(`console: ${m.text()}`);
+  });
+  // Expected 404s only: a job the relayer has not seen yet, a result not settled yet, the icon.
+  const expected404 = [/\/v1\/jobs\/\d+$/, /\/v1\/jobs\/\d+\/result$/, /\/favicon\.ico$/];
+  page.on("response", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (r.status() >= 400 && !(r.status() === 404 && expected404.some((p) => p.test(path)))) {
+      errors.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
+    }
   });
 
   // 1. The dApp: pick a file, pay, watch it settle, see the verified answer.
@@ -89,6 +98,7 @@ try {
   assert.equal(new Set(signers).size, signers.length, "distinct signers");
   assert.match(await page.textContent("#verified"), new RegExp(`threshold M = ${info.threshold}`));
   assert.equal((await page.textContent("#error"))?.trim(), "", "no error shown");
+  assert.match(copy ?? "", /copy of the output matches/, "the relayer's copy checks out against the chain");
 
   // 2. The relayer's dashboard lists the job, its state and who attested it.
   await page.goto(info.dashboardUrl);
