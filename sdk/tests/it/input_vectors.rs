@@ -45,7 +45,10 @@ fn vectors() -> Value {
         ("python whitespace", b"\x0b\x0c \tab\n\r\x0b".to_vec()),
         ("only whitespace", b"   ".to_vec()),
         ("empty", Vec::new()),
-        ("pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\n".to_vec()),
+        (
+            "pdf",
+            b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\n".to_vec(),
+        ),
         ("binary 3000", (0..3000u32).map(|i| (i * 7 % 256) as u8).collect()),
     ];
     let mut magika: Vec<Value> = files
@@ -83,7 +86,10 @@ fn shared_input_vectors_are_reproduced() {
         std::fs::write(PATH, &fresh).unwrap();
     }
     let committed = std::fs::read_to_string(PATH).expect("sdk/testdata/inputs.json is missing");
-    assert_eq!(committed, fresh, "input vectors changed: if intended, regenerate (see module docs)");
+    assert_eq!(
+        committed, fresh,
+        "input vectors changed: if intended, regenerate (see module docs)"
+    );
 }
 
 #[test]

@@ -6,6 +6,6 @@
 
 mod attestation;
 mod client;
-mod operator;
 mod input_vectors;
+mod operator;
 mod vectors;
