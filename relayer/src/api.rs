@@ -5,6 +5,7 @@
 //! A2), a body limit that also stops chunked bodies (413, A1) and, on node routes, request
 //! authentication (401/403/409, A3, A4). [`serve`] adds TLS 1.2+ when configured (A5).
 
+mod dashboard;
 mod error;
 mod guard;
 mod metrics;
@@ -207,6 +208,7 @@ fn routes_with_docs(
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::metrics_text))
         .routes(routes!(routes::openapi))
+        .merge(dashboard::routes())
         .route_layer(from_fn_with_state(json, guard::body_limit));
     let upload = OpenApiRouter::new()
         .routes(routes!(routes::put_blob))
@@ -286,6 +288,7 @@ pub fn router(state: ApiState, config: &ApiConfig) -> Router {
 
     routes
         .fallback(routes::fallback)
+        .layer(dashboard::cors())
         .layer(GovernorLayer { config: limiter })
         .layer(from_fn(metrics::track))
         .with_state(shared)

@@ -50,6 +50,14 @@ struct Args {
     /// Give up if the jobs are not all paid after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     timeout: u64,
+    /// Start the network and upload the model, but submit no demo jobs; stays up like
+    /// `--keep-running` (for the example dApp and browser tests).
+    #[arg(long)]
+    serve_only: bool,
+    /// Once the network is up, write its URLs, deployment, model id and a funded client key to
+    /// this file as JSON (read by tools/test-browser).
+    #[arg(long, value_name = "FILE")]
+    info_file: Option<PathBuf>,
 }
 
 type DemoResult<T> = Result<T, String>;
@@ -69,6 +77,8 @@ fn main() -> std::process::ExitCode {
         let outcome = tokio::select! {
             outcome = demo(&args, &mut network) => outcome,
             _ = tokio::signal::ctrl_c() => Err("interrupted (Ctrl-C)".to_owned()),
+            // SIGTERM (a test harness stopping the network) must also stop every child.
+            () = terminated() => Err("terminated (SIGTERM)".to_owned()),
         };
         network.shutdown().await;
         match outcome {
@@ -79,6 +89,16 @@ fn main() -> std::process::ExitCode {
             }
         }
     })
+}
+
+/// Resolves on SIGTERM; never, if the handler cannot be installed (Ctrl-C still works).
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// The processes the demo started, stopped in reverse order whatever happens.
@@ -229,12 +249,31 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
     let model = relay.upload_blob(model_bytes).await.map_err(|e| e.to_string())?;
     out(&format!("    model id {} ({} bytes)", model.hash, model.size));
 
-    step(5, &format!("submitting {} jobs through the sdk", DEMO_FILES.len()));
     let client_key = net.key(78);
-    let client =
-        AttestaClient::new(net.provider.clone(), net.deployment.clone(), client_key.address());
     let config = escrow.config().call().await.map_err(|e| e.to_string())?;
     let fee = U256::from(config.minFee) * U256::from(10);
+    if args.serve_only {
+        // Enough for a hundred jobs from a dApp using the client key.
+        net.mint(client_key.address(), fee * U256::from(100)).await;
+        let info = Info {
+            rpc_url: &rpc,
+            relayer_url: &relayer_url,
+            deployment_file: &deployment_file,
+            deployment: &net.deployment,
+            model_id: model.hash,
+            client_key: &client_key,
+            threshold: u64::try_from(threshold).unwrap_or(u64::MAX),
+            fee,
+            dir: &dir,
+        };
+        info.announce(args.info_file.as_deref())?;
+        network.devnet = Some(net);
+        return serve_forever(network, &dir).await;
+    }
+
+    step(5, &format!("submitting {} jobs through the sdk", DEMO_FILES.len()));
+    let client =
+        AttestaClient::new(net.provider.clone(), net.deployment.clone(), client_key.address());
     // One fee more than the files: the last job is one no node can run, refunded after its deadline.
     net.mint(client_key.address(), fee * U256::from(DEMO_FILES.len() + 1)).await;
     let accounts = Accounts::new(&net, &operators, client_key.address()).await?;
@@ -365,19 +404,81 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
     ));
 
     if args.keep_running {
-        out(&format!(
-            "\nthe network keeps running (Ctrl-C stops it):\n  chain     {rpc}\n  relayer   {relayer_url}\n  deployment {}\n  client key file: write {} to a file for `attesta --private-key-file`\n  logs      {}",
-            deployment_file.display(),
-            alloy::hex::encode(client_key.to_bytes()),
-            dir.display()
-        ));
+        let info = Info {
+            rpc_url: &rpc,
+            relayer_url: &relayer_url,
+            deployment_file: &deployment_file,
+            deployment: &net.deployment,
+            model_id: model.hash,
+            client_key: &client_key,
+            threshold: u64::try_from(threshold).unwrap_or(u64::MAX),
+            fee,
+            dir: &dir,
+        };
+        info.announce(args.info_file.as_deref())?;
+        // Anvil goes down last, after the relayer and the nodes (Network::shutdown).
+        network.devnet = Some(net);
+        return serve_forever(network, &dir).await;
     }
-    // Anvil goes down last, after the relayer and the nodes (Network::shutdown).
     network.devnet = Some(net);
-    if args.keep_running {
-        std::future::pending::<()>().await;
-    }
     Ok(())
+}
+
+/// What a user (or a test) needs to use the running network.
+struct Info<'a> {
+    rpc_url: &'a str,
+    relayer_url: &'a str,
+    deployment_file: &'a Path,
+    deployment: &'a attesta_sdk::Deployment,
+    model_id: B256,
+    client_key: &'a alloy::signers::local::PrivateKeySigner,
+    threshold: u64,
+    fee: U256,
+    dir: &'a Path,
+}
+
+impl Info<'_> {
+    /// Prints how to use the network and, when asked, writes it as JSON (atomically: a reader
+    /// polling for the file never sees half of it).
+    fn announce(&self, file: Option<&Path>) -> DemoResult<()> {
+        let key = alloy::hex::encode_prefixed(self.client_key.to_bytes());
+        out(&format!(
+            "\nthe network keeps running (Ctrl-C stops it):\n  chain      {}\n  relayer    {}\n  dashboard  {}/dashboard\n  deployment {}\n  model id   {}\n  client key {key} (a funded devnet account: write it to a file for `attesta --private-key-file`)\n  logs       {}",
+            self.rpc_url,
+            self.relayer_url,
+            self.relayer_url,
+            self.deployment_file.display(),
+            self.model_id,
+            self.dir.display()
+        ));
+        let Some(file) = file else { return Ok(()) };
+        let json = serde_json::json!({
+            "rpcUrl": self.rpc_url,
+            "relayerUrl": self.relayer_url,
+            "dashboardUrl": format!("{}/dashboard", self.relayer_url),
+            "deploymentFile": self.deployment_file,
+            "deployment": self.deployment,
+            "modelId": self.model_id,
+            "clientPrivateKey": key,
+            "clientAddress": self.client_key.address(),
+            "threshold": self.threshold,
+            "fee": self.fee.to_string(),
+            "logs": self.dir,
+        });
+        let text = serde_json::to_vec_pretty(&json).map_err(|e| e.to_string())?;
+        let partial = file.with_extension("partial");
+        write(&partial, &text)?;
+        std::fs::rename(&partial, file).map_err(|e| format!("{}: {e}", file.display()))
+    }
+}
+
+/// Keeps the network up until a signal ends the process (main then shuts it down), failing if
+/// a child exits on its own.
+async fn serve_forever(network: &mut Network, dir: &Path) -> DemoResult<()> {
+    loop {
+        network.check_alive(dir)?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 fn start_node(

@@ -27,7 +27,7 @@ fn parse_hash(text: &str) -> Result<B256, ApiFailure> {
         .map_err(|_| ApiFailure::bad_request(format!("{text:?} is not a 32-byte 0x-hex hash")))
 }
 
-fn parse_job_id(text: &str) -> Result<U256, ApiFailure> {
+pub(super) fn parse_job_id(text: &str) -> Result<U256, ApiFailure> {
     // Decimal as the escrow's events print it, or 0x-hex as alloy serialises it.
     let parsed = match text.strip_prefix("0x") {
         Some(hex) => U256::from_str_radix(hex, 16),

@@ -10,6 +10,7 @@ mod api;
 pub mod chain;
 pub mod jobs;
 pub mod outbox;
+pub mod stats;
 
 use crate::Error;
 use sqlx::{AnyPool, any::AnyPoolOptions, migrate::Migrator};

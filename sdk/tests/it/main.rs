@@ -6,5 +6,6 @@
 
 mod attestation;
 mod client;
+mod input_vectors;
 mod operator;
 mod vectors;

@@ -255,7 +255,8 @@ export class AttestaClient {
    * Re-checks a settlement from the chain alone, trusting no relayer: decodes the settling
    * transaction's calldata, recovers every signature, requires them sorted, distinct, active and at
    * least M at the settlement block, checks the published output against the result hash, and
-   * checks the escrow's commitment.
+   * checks the escrow's commitment. Throws {@link UnverifiableError} for a job whose result the
+   * arbiter overturned (its `JobSettled` event stays in the log).
    */
   async verifySettlement(jobId: bigint): Promise<VerifiedSettlement> {
     const settlement = await this.settlement(jobId);
@@ -281,6 +282,10 @@ export class AttestaClient {
     if (actual !== settlement.resultHash.toLowerCase()) throw new OutputMismatchError(jobId, settlement.resultHash, actual);
 
     const job = await this.job(jobId);
+    // JobSettled stays in the log after an arbiter overturns the result (as the Rust sdk refuses it).
+    if (!hasResult(job.status)) {
+      throw new UnverifiableError(jobId, "the arbiter overturned this result (the client was refunded); do not use it");
+    }
     const attestation: Attestation = {
       jobId,
       modelId: job.modelId,

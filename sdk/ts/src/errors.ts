@@ -216,3 +216,33 @@ export class ContractCallError extends AttestaError {
     return this.transport;
   }
 }
+
+/** A job input (ATI1) or a magika config could not be built or parsed. */
+export class InputError extends AttestaError {
+  override name = "InputError";
+  constructor(readonly reason: string) {
+    super(`input: ${reason}`);
+  }
+}
+
+/**
+ * A relayer request failed: unreachable, an error answer (`status` and the API's stable `code`),
+ * or an answer that does not check out against its content hash.
+ */
+export class RelayError extends AttestaError {
+  override name = "RelayError";
+  constructor(
+    message: string,
+    /** The HTTP status, when the relayer answered. */
+    readonly status?: number,
+    /** The API's stable error code (`not_found`, `not_settled`, `rate_limited`, …), when it sent one. */
+    readonly code?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+  /** Network trouble, rate limits and server errors may pass; a 4xx answer will not. */
+  override get retryable(): boolean {
+    return this.status === undefined || this.status === 429 || this.status >= 500;
+  }
+}

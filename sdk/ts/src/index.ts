@@ -6,6 +6,8 @@ export * from "./client.js";
 export * from "./deployment.js";
 export * from "./errors.js";
 export * from "./hash.js";
+export * from "./input.js";
 export * from "./operator.js";
 export * from "./quorum.js";
+export * from "./relay.js";
 export { STATUS_NAMES, decodeRevertData, statusName, toAttestaError } from "./revert.js";

@@ -10,6 +10,7 @@ import {
   RevertError,
   SignersNotAscendingError,
   TimeoutError,
+  UnverifiableError,
   attestationDigest,
   deploymentDomain,
   inputHash,
@@ -351,6 +352,34 @@ describe("settlement, verification and money", { concurrency: false }, () => {
       RevertError,
     );
     assert.equal((await client.job(jobId)).status, "Created");
+  });
+
+  it("an overturned result no longer verifies", async () => {
+    // Continues on the same chain: signers of operators 3, 5 and 7 are active.
+    const client = await funded(devnet, 79);
+    const deadline = (await devnet.now()) + 3600n;
+    const jobId = await client.createJob(MODEL, INPUT, parseEther("1"), deadline);
+    const ops = [3, 5, 7].map((i) => ({ signer: devnet.key(i + 1) }));
+    await settle(client, ops, jobId);
+    const { settlement } = await client.verifySettlement(jobId);
+
+    // The client challenges with the bond; the arbiter (the deployer) overturns the result.
+    const { jobEscrow, token } = client.deployment;
+    const { challengeBond } = await devnet.publicClient.readContract({ address: jobEscrow, abi: jobEscrowAbi, functionName: "config" });
+    await client.send(token, encodeFunctionData({ abi: testTokenAbi, functionName: "approve", args: [jobEscrow, challengeBond] }));
+    await client.send(jobEscrow, encodeFunctionData({ abi: jobEscrowAbi, functionName: "challenge", args: [jobId] }));
+    await devnet.client(0).send(
+      jobEscrow,
+      encodeFunctionData({ abi: jobEscrowAbi, functionName: "resolveDispute", args: [jobId, false, settlement.resultHash, settlement.signers] }),
+    );
+    assert.equal((await client.job(jobId)).status, "Overturned");
+    // JobSettled is still in the log, but the result must not verify any more.
+    assert.equal((await client.settlement(jobId)).resultHash, settlement.resultHash);
+    await assert.rejects(client.verifySettlement(jobId), (e: unknown) => {
+      assert.ok(e instanceof UnverifiableError, String(e));
+      assert.match(e.message, /overturned/);
+      return true;
+    });
   });
 });
 
