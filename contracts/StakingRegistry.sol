@@ -207,9 +207,9 @@ contract StakingRegistry is
     function withdraw() external nonReentrant whenNotPaused returns (uint256 amount) {
         Operator storage op = _operators[msg.sender];
         amount = op.unbonding;
-        if (amount == 0 || block.timestamp < op.unbondingEnd) {
-            revert StakingRegistryNotWithdrawable(op.unbondingEnd);
-        }
+        // 0 says nothing is unbonding (the end of an earlier, withdrawn unbonding means nothing).
+        if (amount == 0) revert StakingRegistryNotWithdrawable(0);
+        if (block.timestamp < op.unbondingEnd) revert StakingRegistryNotWithdrawable(op.unbondingEnd);
         op.unbonding = 0;
         totalUnbonding -= amount;
         emit Withdrawn(msg.sender, amount);

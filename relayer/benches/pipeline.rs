@@ -9,16 +9,24 @@
 //!   the transaction manager, receipts, release after the challenge window — with the nodes'
 //!   signatures made beforehand: relayer CPU per settled job, and the reaction time from the
 //!   M-th attestation's arrival to the settlement's broadcast returning (p50, p99).
+//! - **e2e**: `ATTESTA_BENCH_E2E_JOBS` (default 1,000) jobs through the real binaries — anvil with
+//!   1-second blocks, `attesta-relayer` on SQLite and four `attesta-node` daemons (M = 3) running
+//!   the tiny model in their sandboxes: jobs per second, `createJob` → `JobSettled` in blocks
+//!   (p50, p99), and the relayer process's CPU per job.
 //!
 //! ```sh
-//! cargo bench -p attesta-relayer --bench pipeline             # all three
-//! cargo bench -p attesta-relayer --bench pipeline -- ingest   # one of verify|ingest|pipeline
+//! cargo build --release --bins                                # e2e runs the release binaries
+//! cargo bench -p attesta-relayer --bench pipeline             # all four
+//! cargo bench -p attesta-relayer --bench pipeline -- ingest   # one of verify|ingest|pipeline|e2e
 //! ```
 //!
 //! CPU is this process's user + system time (`getrusage`); anvil runs in its own process and
 //! is not counted.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+
+#[path = "../tests/e2e_support/mod.rs"]
+mod e2e_support;
 
 use alloy::{
     eips::Encodable2718,
@@ -89,6 +97,9 @@ fn main() {
     if wants("pipeline") {
         rt.block_on(pipeline(env_usize("ATTESTA_BENCH_JOBS", 200)));
     }
+    if wants("e2e") {
+        rt.block_on(e2e(env_usize("ATTESTA_BENCH_E2E_JOBS", 1_000)));
+    }
 }
 
 fn verify() {
@@ -124,6 +135,17 @@ fn verify() {
 /// Fills the chain with `n` `createJob` transactions from the test client, a block at a time
 /// (pre-signed with explicit nonces, so filling takes seconds); returns the job ids.
 async fn create_jobs(devnet: &Devnet, n: usize, model: B256) -> Vec<U256> {
+    let inputs: Vec<B256> = (0..n).map(|i| keccak256((i as u64).to_be_bytes())).collect();
+    devnet.provider.anvil_set_auto_mine(false).await.unwrap();
+    let ids = send_jobs(devnet, &inputs, model, true).await;
+    devnet.provider.anvil_set_auto_mine(true).await.unwrap();
+    ids
+}
+
+/// Sends one pre-signed `createJob` per input; with `mine`, mines a block after every 1,000
+/// (automine off), else leaves them to the chain's block time. Returns the job ids once mined.
+async fn send_jobs(devnet: &Devnet, inputs: &[B256], model: B256, mine: bool) -> Vec<U256> {
+    let n = inputs.len();
     let provider = &devnet.provider;
     let escrow = JobEscrow::new(devnet.deployment.job_escrow, provider);
     let fee = U256::from(escrow.config().call().await.unwrap().minFee);
@@ -143,14 +165,9 @@ async fn create_jobs(devnet: &Devnet, n: usize, model: B256) -> Vec<U256> {
     let chain_id = provider.get_chain_id().await.unwrap();
     let deadline = U256::from(devnet.now().await + 80_000);
     let wallet = EthereumWallet::from(client);
-    provider.anvil_set_auto_mine(false).await.unwrap();
-    for i in 0..n {
-        let call = JobEscrow::createJobCall {
-            modelId: model,
-            inputHash: keccak256((i as u64).to_be_bytes()),
-            fee,
-            deadline,
-        };
+    let mut last = B256::ZERO;
+    for (i, input) in inputs.iter().enumerate() {
+        let call = JobEscrow::createJobCall { modelId: model, inputHash: *input, fee, deadline };
         let tx = TransactionRequest::default()
             .with_to(devnet.deployment.job_escrow)
             .with_input(call.abi_encode())
@@ -160,12 +177,14 @@ async fn create_jobs(devnet: &Devnet, n: usize, model: B256) -> Vec<U256> {
             .with_max_fee_per_gas(100 * GWEI)
             .with_max_priority_fee_per_gas(GWEI);
         let raw = tx.build(&wallet).await.unwrap().encoded_2718();
-        let _ = provider.send_raw_transaction(&raw).await.unwrap();
-        if (i + 1) % 1_000 == 0 || i + 1 == n {
+        last = *provider.send_raw_transaction(&raw).await.unwrap().tx_hash();
+        if mine && ((i + 1) % 1_000 == 0 || i + 1 == n) {
             provider.anvil_mine(Some(1), None).await.unwrap();
         }
     }
-    provider.anvil_set_auto_mine(true).await.unwrap();
+    while provider.get_transaction_receipt(last).await.unwrap().is_none() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let count = escrow.jobCount().call().await.unwrap();
     assert_eq!(count + U256::from(1) - first_id, U256::from(n), "every createJob mined");
     (0..n).map(|i| first_id + U256::from(i)).collect()
@@ -349,4 +368,97 @@ async fn pipeline(n: usize) {
         percentile(&reactions, 0.99).as_secs_f64() * 1e3,
         reactions.last().unwrap().as_secs_f64() * 1e3
     );
+}
+
+/// CPU time (user + system) of process `pid` so far, from `/proc/<pid>/stat`.
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // The kernel's USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+async fn e2e(n: usize) {
+    use e2e_support::{Behaviour, NODES, Network, tiny_input};
+    let mut net = Network::new().await;
+    let db = format!("sqlite://{}?mode=rwc", net.dir.path().join("relayer.db").display());
+    let rpc = net.devnet.anvil.endpoint();
+    let mut relayer = net.relayer("relayer", &db, &rpc, 75);
+    relayer.start().await;
+    let relay = attesta_sdk::relay::RelayClient::new(&relayer.url).unwrap();
+    for i in 0..NODES {
+        net.start_node(i, &relayer.url.clone(), Behaviour::Honest);
+    }
+    net.upload_model(&relay).await;
+    let mut inputs = Vec::with_capacity(n);
+    for i in 0..n {
+        let x = i as f32;
+        inputs.push(relay.upload_blob(tiny_input([x, -x, 0.5 * x, 1.0])).await.unwrap().hash);
+    }
+    let relayer_pid = relayer.child.as_ref().unwrap().id().unwrap();
+    let cpu = process_cpu(relayer_pid);
+    let from = net.devnet.provider.get_block_number().await.unwrap();
+    let started = Instant::now();
+    let jobs = send_jobs(&net.devnet, &inputs, net.model, false).await;
+    let escrow = net.devnet.deployment.job_escrow;
+    let settled_logs = || async {
+        let filter = alloy::rpc::types::Filter::new()
+            .address(escrow)
+            .event_signature(<JobEscrow::JobSettled as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
+            .from_block(from);
+        net.devnet.provider.get_logs(&filter).await.unwrap()
+    };
+    loop {
+        let settled = settled_logs().await.len();
+        if settled >= n {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "{settled} of {n} settled after 10 minutes; logs in {}",
+            net.dir.path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let wall = started.elapsed();
+    let relayer_cpu = process_cpu(relayer_pid) - cpu;
+
+    let created_filter = alloy::rpc::types::Filter::new()
+        .address(escrow)
+        .event_signature(<JobEscrow::JobCreated as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
+        .from_block(from);
+    let mut created_at = std::collections::HashMap::new();
+    for log in net.devnet.provider.get_logs(&created_filter).await.unwrap() {
+        let e = log.log_decode::<JobEscrow::JobCreated>().unwrap();
+        created_at.insert(e.inner.data.jobId, log.block_number.unwrap());
+    }
+    let mut blocks: Vec<u64> = settled_logs()
+        .await
+        .iter()
+        .map(|log| {
+            let e = log.log_decode::<JobEscrow::JobSettled>().unwrap();
+            log.block_number.unwrap() - created_at[&e.inner.data.jobId]
+        })
+        .collect();
+    assert_eq!(blocks.len(), jobs.len(), "each job settled once");
+    blocks.sort_unstable();
+    let (first, last) = (created_at.values().min().unwrap(), created_at.values().max().unwrap());
+    println!(
+        "e2e: {n} jobs through 4 nodes (M = 3) on anvil with 1 s blocks: {:.1} jobs/s over {:.1} s \
+         (createJob mined in blocks {first}..={last}); createJob → JobSettled p50 {} blocks, p99 {} blocks, \
+         max {}; relayer process CPU {:.2} ms per job",
+        n as f64 / wall.as_secs_f64(),
+        wall.as_secs_f64(),
+        blocks[blocks.len() / 2],
+        blocks[((blocks.len() - 1) as f64 * 0.99).round() as usize],
+        blocks.last().unwrap(),
+        relayer_cpu.as_secs_f64() * 1e3 / n as f64
+    );
+    for i in 0..NODES {
+        net.stop_node(i).await;
+    }
+    relayer.kill().await;
 }

@@ -34,6 +34,19 @@ async fn stake_register_unstake_withdraw() {
     assert_eq!(status.signer, key.address());
     assert!(registry.isActiveSigner(key.address()).call().await.unwrap());
 
+    // Leaving the active set keeps the stake bonded; activating rejoins.
+    client.deactivate().await.unwrap();
+    let status = client.status().await.unwrap();
+    assert_eq!((status.stake, status.active), (min, false));
+    assert!(!registry.isActiveSigner(key.address()).call().await.unwrap());
+    let err = client.deactivate().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Revert { name, .. } if name == "StakingRegistryNotActive"),
+        "{err}"
+    );
+    client.activate().await.unwrap();
+    assert!(client.status().await.unwrap().active);
+
     // The key is bound for good: nobody else can register it.
     let other = OperatorClient::new(
         devnet.provider.clone(),
@@ -58,13 +71,19 @@ async fn stake_register_unstake_withdraw() {
     assert_eq!((status.stake, status.unbonding, status.active), (U256::ZERO, min, false));
     let err = client.withdraw().await.unwrap_err();
     assert!(
-        matches!(&err, Error::Revert { name, hint, .. } if name == "StakingRegistryNotWithdrawable" && hint.contains("nothing withdrawable until")),
+        matches!(&err, Error::Revert { name, hint, .. } if name == "StakingRegistryNotWithdrawable" && hint.contains("nothing withdrawable until") && hint.contains("wait")),
         "{err}"
     );
     let period = registry.unbondingPeriod().call().await.unwrap().to::<u64>();
     devnet.advance(period).await;
     assert_eq!(client.withdraw().await.unwrap(), min);
     assert_eq!(client.status().await.unwrap().unbonding, U256::ZERO);
+    // Nothing left unbonding: the hint says to request an unstake first.
+    let err = client.withdraw().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Revert { hint, .. } if hint.contains("request unstake first")),
+        "{err}"
+    );
 
     // Re-activation is refused with a reason while below the minimum stake.
     let err = client.activate().await.unwrap_err();

@@ -49,7 +49,10 @@ function registryHint(name: string, x: Args): string {
     case "StakingRegistryInsufficientAmount":
       return `amount ${str(x.amount)} is not allowed here (available: ${str(x.needed)})`;
     case "StakingRegistryNotWithdrawable":
-      return `nothing withdrawable until ${str(x.unbondingEnd)} (unix seconds); request unstake first`;
+      // unbondingEnd is 0 when nothing is unbonding.
+      return x.unbondingEnd === 0n
+        ? "nothing is unbonding: request unstake first, then withdraw after the unbonding period"
+        : `nothing withdrawable until ${str(x.unbondingEnd)} (unix seconds): wait, then retry`;
     case "StakingRegistrySignerAlreadyBound":
       return `key ${str(x.signer)} is already bound to ${str(x.operator)}: generate a new signing key`;
     case "StakingRegistryCannotActivate": {
