@@ -63,6 +63,10 @@ contract SettleBatchTest is BatchTestBase {
             IJobEscrow.Job memory j = escrow.job(entries[i].jobId);
             assertEq(uint8(j.status), SETTLED, "status");
             assertEq(j.updatedAt, block.timestamp, "updatedAt");
+            assertEq(j.deadline, block.timestamp + 1 hours, "deadline kept");
+            assertEq(j.client, client, "client kept");
+            assertEq(j.fee, FEE, "fee kept");
+            assertEq(j.modelId, MODEL, "model kept");
             assertTrue(
                 escrow.verifySettlement(entries[i].jobId, entries[i].resultHash, signers), "settlement"
             );
