@@ -48,7 +48,7 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         keccak256("BatchAttestation(bytes32 root,bytes32 runtimeId)");
 
     /// @notice Most entries in one batch. Bounds the loops and the in-memory tree (2n - 1 words); a batch of
-    /// 1,024 costs about 6.5M gas, a fifth of a 30M-gas block.
+    /// 1,024 costs about 7.8M gas (BENCHMARKS.md), a quarter of a 30M-gas block.
     uint256 public constant MAX_BATCH_JOBS = 1024;
 
     uint256 internal constant BPS = 10_000;
