@@ -275,8 +275,8 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         Config memory c = _config;
         bytes32 signersHash = keccak256(abi.encode(signers));
         uint256 signerCount = signers.length; // >= 1 once matched against a settlement (threshold >= 1)
-        uint256 perSigner;
-        uint256 toTreasury;
+        uint256 perSigner = 0;
+        uint256 toTreasury = 0;
         for (uint256 k; k < count; ++k) {
             uint256 jobId = entries[k].jobId;
             Job storage j = _jobs[jobId];

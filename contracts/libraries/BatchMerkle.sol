@@ -35,6 +35,8 @@ library BatchMerkle {
     function rootOf(bytes32[] memory tree) internal pure returns (bytes32) {
         uint256 length = tree.length; // 2n - 1 >= 1, checked by the caller
         // Inner nodes are indexes n - 2 down to 0, each computed after its children (larger indexes).
+        // `length / 2` is an index (n - 1), not an amount: nothing is lost to rounding (length is odd).
+        // slither-disable-next-line divide-before-multiply
         for (uint256 i = length / 2; i > 0;) {
             // i starts at n - 1 = length / 2 and is > 0 here, so decrementing cannot underflow.
             unchecked {

@@ -158,10 +158,8 @@ impl BatchTree {
 
     /// The proof that `(job_id, result_hash)` is in the batch; `None` if it is not.
     pub fn proof(&self, job_id: U256, result_hash: B256) -> Option<Vec<B256>> {
-        let k = self
-            .entries
-            .iter()
-            .position(|e| e.job_id == job_id && e.result_hash == result_hash)?;
+        let k =
+            self.entries.iter().position(|e| e.job_id == job_id && e.result_hash == result_hash)?;
         self.proof_at(k)
     }
 }
@@ -172,11 +170,9 @@ mod tests {
     use serde_json::Value;
 
     fn vectors() -> Value {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/merkle.json"
-        ))
-        .expect("sdk/testdata/merkle.json");
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/merkle.json"))
+                .expect("sdk/testdata/merkle.json");
         serde_json::from_str(&text).expect("valid json")
     }
 
@@ -243,15 +239,16 @@ mod tests {
             let (signer, signature) = attestation.sign(&key, &domain).unwrap();
             assert_eq!(signer, a["signer"].as_str().unwrap().parse::<Address>().unwrap());
             // RFC 6979 on both sides: alloy's signature is byte-for-byte the reference one.
-            let expected: alloy::primitives::Bytes = a["signature"].as_str().unwrap().parse().unwrap();
+            let expected: alloy::primitives::Bytes =
+                a["signature"].as_str().unwrap().parse().unwrap();
             assert_eq!(signature.as_bytes().as_slice(), expected.as_ref());
         }
     }
 
     #[test]
     fn a_proof_does_not_prove_another_result_or_survive_a_flipped_bit() {
-        let tree = BatchTree::new((1..=9u64).map(|i| (U256::from(i), keccak256([i as u8]))))
-            .unwrap();
+        let tree =
+            BatchTree::new((1..=9u64).map(|i| (U256::from(i), keccak256([i as u8])))).unwrap();
         for (k, e) in tree.entries().iter().enumerate() {
             let proof = tree.proof_at(k).unwrap();
             assert!(verify(&proof, tree.root(), leaf_hash(e.job_id, e.result_hash)));

@@ -7,9 +7,9 @@ use alloy::{
     signers::{Signature, local::PrivateKeySigner},
 };
 use attesta_sdk::{
-    AttestaClient, Attestation, BatchAttestation, Error, domain, input_hash, model_id,
+    AttestaClient, Attestation, BatchAttestation, Error, domain, input_hash,
     merkle::{BatchTree, leaf_hash, verify},
-    quorum,
+    model_id, quorum,
     testing::{Devnet, TestOperator, test_runtime_id},
 };
 use std::collections::HashSet;
@@ -240,12 +240,10 @@ async fn rust_batch_signatures_settle_every_job_on_chain() {
     let mut gas = Vec::new();
 
     // One job alone with `settle`, then batches of 1 and 14 with `settleBatch`.
-    let (packed, _) = quorum::pack_signatures(
-        keys.iter().map(|k| {
-            let signed = attestation(jobs[0]).sign(k, &domain).unwrap();
-            (signed.signer, signed.signature)
-        }),
-    );
+    let (packed, _) = quorum::pack_signatures(keys.iter().map(|k| {
+        let signed = attestation(jobs[0]).sign(k, &domain).unwrap();
+        (signed.signer, signed.signature)
+    }));
     let call = escrow.settle(
         jobs[0],
         test_runtime_id(),
