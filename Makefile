@@ -38,8 +38,8 @@ fmt: ## Format Solidity and Rust sources
 	if [ -f Cargo.toml ]; then cargo fmt --all; fi
 
 .PHONY: gas
-gas: ## Refresh .gas-snapshot and snapshots/ (gas figures for BENCHMARKS.md)
-	$(ENV) && forge snapshot --match-path 'test/gas/*' && forge test --match-path 'test/gas/*'
+gas: ## Refresh .gas-snapshot, snapshots/ and the gas tables of BENCHMARKS.md
+	$(ENV) && forge snapshot --match-path 'test/gas/*' && forge test --match-path 'test/gas/*' && tools/gas-tables
 
 .PHONY: abi
 abi: ## Copy the contracts' ABIs into sdk/abi (the Rust bindings' source)

@@ -95,6 +95,34 @@ contract Slashing is ISlashing, AccessControlDefaultAdminRules, EIP712 {
     }
 
     /// @inheritdoc ISlashing
+    function slashBatchEquivocation(BatchStatement calldata a, BatchStatement calldata b)
+        external
+        returns (uint256 amount)
+    {
+        if (a.jobId != b.jobId || a.resultHash == b.resultHash) {
+            revert SlashingNotEquivocation(a.jobId, b.jobId);
+        }
+        return _slashEquivocator(_batchSigner(a), _batchSigner(b), a.jobId);
+    }
+
+    /// @inheritdoc ISlashing
+    function slashMixedEquivocation(
+        IJobEscrow.Attestation calldata a,
+        bytes calldata sigA,
+        BatchStatement calldata b
+    ) external returns (uint256 amount) {
+        if (a.jobId != b.jobId || a.resultHash == b.resultHash) {
+            revert SlashingNotEquivocation(a.jobId, b.jobId);
+        }
+        // The batch entry is about the job as created; the attestation must be about the same question.
+        IJobEscrow.Job memory j = _escrow.job(a.jobId);
+        if (a.modelId != j.modelId || a.inputHash != j.inputHash) {
+            revert SlashingNotEquivocation(a.jobId, b.jobId);
+        }
+        return _slashEquivocator(_recover(_escrow.hashAttestation(a), sigA), _batchSigner(b), a.jobId);
+    }
+
+    /// @inheritdoc ISlashing
     function slashOverturned(uint256 jobId, address[] calldata signers, address challenger) external {
         if (msg.sender != address(_escrow)) revert SlashingOnlyEscrow(msg.sender);
         Penalties memory p = _penalties;
@@ -206,6 +234,28 @@ contract Slashing is ISlashing, AccessControlDefaultAdminRules, EIP712 {
         offence = _offenceId(kind, operator, subject);
         if (_slashed[offence]) revert SlashingAlreadySlashed(offence);
         _slashed[offence] = true;
+    }
+
+    /// @dev The signer of a batch entry, once its proof shows the entry in the signed root.
+    function _batchSigner(BatchStatement calldata s) internal view returns (address) {
+        if (!_escrow.verifyBatchInclusion(s.root, s.jobId, s.resultHash, s.proof)) {
+            revert SlashingNotInBatch(s.jobId, s.root);
+        }
+        return _recover(_escrow.hashBatchAttestation(s.root, s.runtimeId), s.signature);
+    }
+
+    /// @dev Slashes the operator behind `signerA` for equivocating on `jobId`, once per (operator, job).
+    function _slashEquivocator(address signerA, address signerB, uint256 jobId)
+        internal
+        returns (uint256 amount)
+    {
+        if (signerA != signerB) revert SlashingSignerMismatch(signerA, signerB);
+        address operator = _registry.operatorOf(signerA);
+        if (operator == address(0)) revert SlashingUnknownSigner(signerA);
+        Penalties memory p = _penalties;
+        bytes32 offence = _claimOffence(OFFENCE_EQUIVOCATION, operator, bytes32(jobId));
+        amount = _registry.slash(operator, p.equivocationBps, msg.sender, p.reporterBountyBps, true);
+        emit OffenceSlashed(offence, OFFENCE_EQUIVOCATION, operator, amount);
     }
 
     function _recover(bytes32 digest, bytes calldata signature) internal pure returns (address signer) {

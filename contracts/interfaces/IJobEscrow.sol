@@ -40,6 +40,11 @@ interface IJobEscrowErrors {
     error JobEscrowParameterOutOfBounds(bytes32 parameter, uint256 value);
     /// @notice The zero address was given where an account is required.
     error JobEscrowZeroAddress();
+    /// @notice A batch must hold between 1 and `max` entries.
+    error JobEscrowBatchSizeOutOfRange(uint256 size, uint256 max);
+    /// @notice Batch entry `index` does not have a larger leaf hash than the entry before it (the order of
+    /// OpenZeppelin's StandardMerkleTree; it also rules out a job listed twice with the same result).
+    error JobEscrowBatchNotAscending(uint256 index);
 }
 
 /// @title IJobEscrowEvents
@@ -69,6 +74,10 @@ interface IJobEscrowEvents {
     event DisputeResolved(uint256 indexed jobId, bool resultStands);
     /// @notice Nobody resolved the dispute in time: the client was refunded and nobody was slashed.
     event DisputeExpired(uint256 indexed jobId);
+    /// @notice M-of-N active signers attested the batch of (jobId, resultHash) entries whose Merkle root is
+    /// `root`; every job in it is now Settled with (its resultHash, `signers`). The entries are in the
+    /// transaction's calldata; the outputs are not published on-chain (each is committed by its resultHash).
+    event BatchSettled(bytes32 indexed root, bytes32 indexed runtimeId, address[] signers, uint256 jobCount);
     /// @notice `account` may now claim `amount` more.
     event Credited(address indexed account, uint256 amount);
     /// @notice `account` claimed `amount`.
@@ -110,6 +119,14 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
         bytes32 runtimeId;
     }
 
+    /// @notice One entry of a batch settlement, and the values of its Merkle leaf.
+    /// @param jobId The escrow's job id.
+    /// @param resultHash keccak256 of the job's canonical output bytes.
+    struct BatchEntry {
+        uint256 jobId;
+        bytes32 resultHash;
+    }
+
     /// @notice Governance parameters, packed into two storage slots.
     /// @param minFee Smallest fee a job may escrow.
     /// @param challengeBond Bond a challenger posts.
@@ -137,8 +154,9 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
     /// @param status Lifecycle state.
     /// @param deadline Last second at which the job can be settled.
     /// @param updatedAt When the job was settled (Settled) or challenged (Disputed).
-    /// @param settlement bytes20(keccak256(abi.encode(resultHash, signers))) once settled. 160 bits, like an
-    /// address: forging another (resultHash, signers) for a settled job is a 2^160 second-preimage search.
+    /// @param settlement bytes20(keccak256(abi.encode(resultHash, keccak256(abi.encode(signers))))) once settled,
+    /// alone or in a batch. 160 bits, like an address: forging another (resultHash, signers) for a settled job
+    /// is a 2^160 second-preimage search.
     /// @param modelId keccak256 of the model file.
     /// @param inputHash keccak256 of the input bytes.
     struct Job {
@@ -176,6 +194,25 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
         bytes calldata signatures
     ) external;
 
+    /// @notice Settles every job of a batch with one M-of-N signature set over the batch's Merkle root.
+    /// @dev The signers sign the EIP-712 `BatchAttestation(bytes32 root,bytes32 runtimeId)`, where `root` is
+    /// the root of OpenZeppelin's StandardMerkleTree over the entries with leaf encoding
+    /// `["uint256", "bytes32"]` (see BatchMerkle). Each job must be Created and within its deadline; it
+    /// becomes Settled exactly as with `settle`, so release, challenge, disputes and slashing work per job.
+    /// @param runtimeId The runtime that produced every result in the batch; must be allowed.
+    /// @param entries The (jobId, resultHash) pairs, strictly ascending by leaf hash; 1 to MAX_BATCH_JOBS.
+    /// @param signatures Concatenated 65-byte (r, s, v) signatures, signers strictly ascending by address.
+    /// @return root The batch's Merkle root.
+    function settleBatch(bytes32 runtimeId, BatchEntry[] calldata entries, bytes calldata signatures)
+        external
+        returns (bytes32 root);
+
+    /// @notice `release` for many jobs settled by the same signers (e.g. one batch) in one transaction, each
+    /// operator and the treasury credited once with the sum of their shares.
+    /// @param entries The jobs and their settled result hashes, in any order.
+    /// @param signers The signer list every one of these jobs settled with.
+    function releaseBatch(BatchEntry[] calldata entries, address[] calldata signers) external;
+
     /// @notice After the challenge window, credits the signers' operators and the treasury.
     /// @param jobId The job.
     /// @param resultHash The settled result hash (from `JobSettled`).
@@ -208,6 +245,21 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
 
     /// @notice The EIP-712 digest of an attestation in this escrow's domain.
     function hashAttestation(Attestation calldata attestation) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest of a batch attestation in this escrow's domain.
+    /// @param root The batch's Merkle root.
+    /// @param runtimeId The runtime of every result in the batch.
+    function hashBatchAttestation(bytes32 root, bytes32 runtimeId) external view returns (bytes32);
+
+    /// @notice The Merkle leaf of a batch entry: keccak256(bytes.concat(keccak256(abi.encode(jobId, resultHash)))).
+    function batchLeaf(uint256 jobId, bytes32 resultHash) external pure returns (bytes32);
+
+    /// @notice Whether `proof` shows that (jobId, resultHash) is an entry of the batch with root `root`
+    /// (OpenZeppelin MerkleProof). Pair with the `BatchSettled` event to prove a job's batch to anyone.
+    function verifyBatchInclusion(bytes32 root, uint256 jobId, bytes32 resultHash, bytes32[] calldata proof)
+        external
+        pure
+        returns (bool);
 
     /// @notice Whether `resultHash` with `signers` is what settled `jobId`.
     function verifySettlement(uint256 jobId, bytes32 resultHash, address[] calldata signers)

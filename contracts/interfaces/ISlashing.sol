@@ -30,6 +30,8 @@ interface ISlashingErrors {
     error SlashingParameterOutOfBounds(bytes32 parameter, uint256 value);
     /// @notice The zero address was given where an account is required.
     error SlashingZeroAddress();
+    /// @notice The Merkle proof does not show (jobId, resultHash) in the batch with root `root`.
+    error SlashingNotInBatch(uint256 jobId, bytes32 root);
 }
 
 /// @title ISlashingEvents
@@ -63,6 +65,46 @@ interface ISlashing is ISlashingErrors, ISlashingEvents {
         uint16 reporterBountyBps;
         uint40 epochLength;
     }
+
+    /// @notice One entry of a signed batch attestation: the signer's `BatchAttestation(root, runtimeId)`
+    /// signature and the Merkle proof that (jobId, resultHash) is an entry of `root`.
+    /// @param root The batch's Merkle root (JobEscrow.settleBatch).
+    /// @param runtimeId The batch's runtime id.
+    /// @param jobId The job.
+    /// @param resultHash The result the batch attests for the job.
+    /// @param proof OpenZeppelin MerkleProof of the entry's leaf in `root`.
+    /// @param signature The 65-byte signature over `JobEscrow.hashBatchAttestation(root, runtimeId)`.
+    struct BatchStatement {
+        bytes32 root;
+        bytes32 runtimeId;
+        uint256 jobId;
+        bytes32 resultHash;
+        bytes32[] proof;
+        bytes signature;
+    }
+
+    /// @notice Proves that one key signed two different results for one job in two batch attestations
+    /// (signed, not necessarily settled); pays the caller a bounty. Same offence id as `slashEquivocation`,
+    /// so a key is punished once per job whatever the evidence.
+    /// @param a An entry of one signed batch.
+    /// @param b An entry of another signed batch: same job, different result.
+    /// @return amount Tokens slashed.
+    function slashBatchEquivocation(BatchStatement calldata a, BatchStatement calldata b)
+        external
+        returns (uint256 amount);
+
+    /// @notice Proves that one key signed a single attestation and a batch entry with different results
+    /// for one job. A batch entry names the job by id, so the attestation's model and input must be the
+    /// job's own (`JobEscrow.job`): a single attestation over other bytes answers another question.
+    /// @param a The single attestation.
+    /// @param sigA Its 65-byte signature.
+    /// @param b The batch entry.
+    /// @return amount Tokens slashed.
+    function slashMixedEquivocation(
+        IJobEscrow.Attestation calldata a,
+        bytes calldata sigA,
+        BatchStatement calldata b
+    ) external returns (uint256 amount);
 
     /// @notice Proves that one key signed two different results for one job; pays the caller a bounty.
     /// @param a First attestation.

@@ -3,6 +3,10 @@
 //! Byte-for-byte the same as `JobEscrow.hashAttestation`: the domain is
 //! (name "Attesta", version "1", chainId, verifyingContract = the escrow), and the type is
 //! `Attestation(uint256 jobId,bytes32 modelId,bytes32 inputHash,bytes32 resultHash,bytes32 runtimeId)`.
+//!
+//! A batch of jobs is attested at once with [`BatchAttestation`]
+//! (`BatchAttestation(bytes32 root,bytes32 runtimeId)`, `JobEscrow.hashBatchAttestation`), where
+//! `root` is the [`crate::merkle::BatchTree`] root of the batch's (jobId, resultHash) entries.
 
 use crate::{Error, bindings::IJobEscrow};
 use alloy::{
@@ -27,6 +31,40 @@ sol! {
         bytes32 resultHash;
         /// Commits to the inference engine, canonicalisation and sandbox policy.
         bytes32 runtimeId;
+    }
+}
+
+sol! {
+    /// What M-of-N signers sign for a whole batch: every (jobId, resultHash) entry under the
+    /// batch's Merkle root, all produced by `runtimeId`.
+    #[derive(Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    struct BatchAttestation {
+        /// The [`crate::merkle::BatchTree`] root of the batch's entries.
+        bytes32 root;
+        /// Commits to the inference engine, canonicalisation and sandbox policy of every entry.
+        bytes32 runtimeId;
+    }
+}
+
+impl BatchAttestation {
+    /// The attestation of `tree`'s entries under `runtime_id`.
+    pub fn of(tree: &crate::merkle::BatchTree, runtime_id: B256) -> Self {
+        Self { root: tree.root(), runtimeId: runtime_id }
+    }
+
+    /// The EIP-712 digest signed in `domain` (`JobEscrow.hashBatchAttestation`).
+    pub fn digest(&self, domain: &Eip712Domain) -> B256 {
+        self.eip712_signing_hash(domain)
+    }
+
+    /// Signs with a local key (low s); returns the signer with the signature, ready for
+    /// [`crate::quorum::pack_signatures`].
+    pub fn sign(
+        &self,
+        signer: &PrivateKeySigner,
+        domain: &Eip712Domain,
+    ) -> Result<(Address, Signature), Error> {
+        Ok((signer.address(), signer.sign_hash_sync(&self.digest(domain))?))
     }
 }
 

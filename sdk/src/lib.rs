@@ -12,6 +12,7 @@ mod hash;
 pub mod input;
 #[cfg(feature = "cli")]
 pub mod keys;
+pub mod merkle;
 pub mod operator;
 pub mod quorum;
 mod reader;
@@ -20,7 +21,7 @@ mod revert;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 
-pub use attestation::{Attestation, SignedAttestation, domain};
+pub use attestation::{Attestation, BatchAttestation, SignedAttestation, domain};
 pub use client::{AttestaClient, JobInfo, JobStatus, Settlement, VerifiedSettlement};
 pub use deployment::Deployment;
 pub use error::Error;

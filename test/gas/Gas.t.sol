@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+import {IJobEscrow} from "../../contracts/interfaces/IJobEscrow.sol";
 import {AttestaTest} from "../utils/AttestaTest.sol";
+import {BatchTree} from "../utils/BatchTree.sol";
 
 /// @title GasTest
 /// @notice Gas figures for BENCHMARKS.md. Each test performs exactly one measured call after preparing
@@ -102,5 +104,157 @@ contract GasTest is AttestaTest {
         vm.prank(ops[0].operator);
         escrow.claim();
         vm.snapshotGasLastCall("claim", "operator");
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                       TRANSACTION COST AND BATCHES
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev What a whole transaction with `data` as calldata and `execution` gas of execution pays on Prague:
+    /// the 21,000 base, 4 gas per zero and 16 per non-zero calldata byte (EIP-2028), but at least the
+    /// EIP-7623 floor of 21,000 + 10 gas per calldata token (zero byte = 1 token, non-zero = 4). Access lists
+    /// are not used. `execution` is the call's own gas as forge measures it with the callee cold (`vm.cool`);
+    /// the callee of a transaction is warm from the start (EIP-2929), so nothing is counted twice.
+    function _txCost(bytes memory data, uint256 execution) internal pure returns (uint256) {
+        uint256 zeros;
+        for (uint256 i; i < data.length; ++i) {
+            if (data[i] == 0) ++zeros;
+        }
+        uint256 nonZeros = data.length - zeros;
+        uint256 standard = 21_000 + 4 * zeros + 16 * nonZeros + execution;
+        uint256 floor = 21_000 + 10 * (zeros + 4 * nonZeros);
+        return standard > floor ? standard : floor;
+    }
+
+    function test_gas_settle_5of7_wholeTransaction() public {
+        _prepareSettle(7, 5);
+        uint256 execution = _measureSettle("5of7");
+        uint256 total = _txCost(
+            abi.encodeCall(escrow.settle, (jobId, RUNTIME, keccak256(OUTPUT), OUTPUT, sigs)), execution
+        );
+        vm.snapshotValue("settleTx", "5of7", total);
+    }
+
+    /// @dev The storage a 5-of-7 settle touches, for the breakdown in BENCHMARKS.md: every distinct slot
+    /// read costs a cold SLOAD (2,100), the one written slot a further 2,900. Fails if settle starts to
+    /// touch more (or less) storage than the breakdown accounts for.
+    function test_gas_settle_5of7_storageTouched() public {
+        _prepareSettle(7, 5);
+        vm.record();
+        escrow.settle(jobId, RUNTIME, keccak256(OUTPUT), OUTPUT, sigs);
+        (bytes32[] memory escrowReads, bytes32[] memory escrowWrites) = vm.accesses(address(escrow));
+        (bytes32[] memory registryReads, bytes32[] memory registryWrites) = vm.accesses(address(registry));
+        // Escrow: paused flag, job state word, modelId, inputHash, runtime allow-list, config word 0.
+        assertEq(_distinct(escrowReads), 6, "escrow slots read");
+        assertEq(_distinct(escrowWrites), 1, "escrow slots written (the job state word)");
+        // Registry: one active-set position per signer, and the threshold word.
+        assertEq(_distinct(registryReads), 6, "registry slots read");
+        assertEq(registryWrites.length, 0, "registry writes");
+    }
+
+    function _distinct(bytes32[] memory slots) internal pure returns (uint256 count) {
+        for (uint256 i; i < slots.length; ++i) {
+            bool seen;
+            for (uint256 j; j < i; ++j) {
+                if (slots[j] == slots[i]) seen = true;
+            }
+            if (!seen) ++count;
+        }
+    }
+
+    /// @dev `n` jobs settled with one 5-of-7 signature set; records execution, the whole transaction, and
+    /// both per job.
+    function _measureBatch(uint256 n, string memory name) internal returns (uint256 total) {
+        _addOperators(7);
+        token.mint(client, FEE * n);
+        vm.startPrank(client);
+        token.approve(address(escrow), FEE * n);
+        IJobEscrow.BatchEntry[] memory entries = new IJobEscrow.BatchEntry[](n);
+        for (uint256 i; i < n; ++i) {
+            entries[i].jobId = escrow.createJob(MODEL, INPUT, FEE, block.timestamp + 1 hours);
+            entries[i].resultHash = keccak256(abi.encode("output", i));
+        }
+        vm.stopPrank();
+        BatchTree.sort(entries);
+        (bytes memory batchSigs,) =
+            _packSignatures(_firstKeys(5), escrow.hashBatchAttestation(BatchTree.root(entries), RUNTIME));
+        _cool();
+        escrow.settleBatch(RUNTIME, entries, batchSigs);
+        uint256 execution = vm.snapshotGasLastCall("settleBatch", name);
+        total = _txCost(abi.encodeCall(escrow.settleBatch, (RUNTIME, entries, batchSigs)), execution);
+        vm.snapshotValue("settleBatchTx", name, total);
+        vm.snapshotValue("settleBatchTxPerJob", name, total / n);
+        for (uint256 i; i < n; ++i) {
+            assertEq(uint8(escrow.job(entries[i].jobId).status), uint8(IJobEscrow.JobStatus.Settled));
+        }
+    }
+
+    function test_gas_settleBatch_5of7_0001() public {
+        _measureBatch(1, "0001");
+    }
+
+    function test_gas_settleBatch_5of7_0002() public {
+        _measureBatch(2, "0002");
+    }
+
+    function test_gas_settleBatch_5of7_0004() public {
+        _measureBatch(4, "0004");
+    }
+
+    function test_gas_settleBatch_5of7_0008() public {
+        _measureBatch(8, "0008");
+    }
+
+    function test_gas_settleBatch_5of7_0016() public {
+        _measureBatch(16, "0016");
+    }
+
+    function test_gas_settleBatch_5of7_0032() public {
+        _measureBatch(32, "0032");
+    }
+
+    function test_gas_settleBatch_5of7_0064() public {
+        _measureBatch(64, "0064");
+    }
+
+    function test_gas_settleBatch_5of7_0128() public {
+        _measureBatch(128, "0128");
+    }
+
+    function test_gas_settleBatch_5of7_0256() public {
+        _measureBatch(256, "0256");
+    }
+
+    function test_gas_settleBatch_5of7_0512() public {
+        _measureBatch(512, "0512");
+    }
+
+    function test_gas_settleBatch_5of7_1024() public {
+        _measureBatch(1024, "1024");
+    }
+
+    /// @dev releaseBatch of 256 jobs settled in one batch: one credit per operator and one to the treasury.
+    function test_gas_releaseBatch_5of7_0256() public {
+        uint256 n = 256;
+        _addOperators(7);
+        token.mint(client, FEE * n);
+        vm.startPrank(client);
+        token.approve(address(escrow), FEE * n);
+        IJobEscrow.BatchEntry[] memory entries = new IJobEscrow.BatchEntry[](n);
+        for (uint256 i; i < n; ++i) {
+            entries[i].jobId = escrow.createJob(MODEL, INPUT, FEE, block.timestamp + 1 hours);
+            entries[i].resultHash = keccak256(abi.encode("output", i));
+        }
+        vm.stopPrank();
+        BatchTree.sort(entries);
+        (bytes memory batchSigs, address[] memory batchSigners) =
+            _packSignatures(_firstKeys(5), escrow.hashBatchAttestation(BatchTree.root(entries), RUNTIME));
+        escrow.settleBatch(RUNTIME, entries, batchSigs);
+        vm.warp(block.timestamp + cfg.escrow.challengeWindow);
+        _cool();
+        escrow.releaseBatch(entries, batchSigners);
+        uint256 execution = vm.snapshotGasLastCall("releaseBatch", "0256");
+        uint256 total = _txCost(abi.encodeCall(escrow.releaseBatch, (entries, batchSigners)), execution);
+        vm.snapshotValue("releaseBatchTxPerJob", "0256", total / n);
     }
 }

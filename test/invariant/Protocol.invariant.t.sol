@@ -30,7 +30,7 @@ abstract contract ProtocolInvariantBase is AttestaTest {
 
     /// @notice The handler's actions, as the campaign targets them.
     function _selectors() internal pure returns (bytes4[] memory s) {
-        s = new bytes4[](18);
+        s = new bytes4[](20);
         s[0] = ProtocolHandler.joinOperator.selector;
         s[1] = ProtocolHandler.stake.selector;
         s[2] = ProtocolHandler.registerSigner.selector;
@@ -49,6 +49,8 @@ abstract contract ProtocolInvariantBase is AttestaTest {
         s[15] = ProtocolHandler.slashDowntime.selector;
         s[16] = ProtocolHandler.warp.selector;
         s[17] = ProtocolHandler.donate.selector;
+        s[18] = ProtocolHandler.settleBatch.selector;
+        s[19] = ProtocolHandler.releaseBatch.selector;
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -293,7 +295,7 @@ contract ProtocolInvariantTest is ProtocolInvariantBase {
 /// and that every invariant holds after every step.
 contract ProtocolHandlerCoverageTest is ProtocolInvariantBase {
     /// @dev Like a short campaign: RUNS fresh deployments of DEPTH random actions each.
-    uint256 internal constant RUNS = 8;
+    uint256 internal constant RUNS = 12;
     uint256 internal constant DEPTH = 128;
 
     function test_handler_exercisesEveryActionWithoutReverting() public {

@@ -394,7 +394,10 @@ contract JobEscrowSettleTest is JobEscrowTestBase {
         IJobEscrow.Job memory j = escrow.job(jobId);
         assertEq(uint8(j.status), SETTLED);
         assertEq(j.updatedAt, block.timestamp);
-        assertEq(bytes32(j.settlement), bytes32(bytes20(keccak256(abi.encode(RESULT, signers)))));
+        assertEq(
+            bytes32(j.settlement),
+            bytes32(bytes20(keccak256(abi.encode(RESULT, keccak256(abi.encode(signers))))))
+        );
         assertEq(j.client, client);
         assertEq(j.fee, FEE);
         assertTrue(escrow.verifySettlement(jobId, RESULT, signers));

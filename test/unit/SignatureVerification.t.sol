@@ -64,7 +64,7 @@ abstract contract SignatureVerificationBase is AttestaTest {
         assertEq(_status(jobId), STATUS_SETTLED, "job settled");
         assertEq(
             escrow.job(jobId).settlement,
-            bytes20(keccak256(abi.encode(_result(), signers))),
+            bytes20(keccak256(abi.encode(_result(), keccak256(abi.encode(signers))))),
             "settlement commits signers"
         );
         assertTrue(escrow.verifySettlement(jobId, _result(), signers), "signers verifiable");

@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {IJobEscrow} from "../../contracts/interfaces/IJobEscrow.sol";
+import {BatchMerkle} from "../../contracts/libraries/BatchMerkle.sol";
 import {AttestaTest} from "../utils/AttestaTest.sol";
 import {stdJson} from "forge-std/StdJson.sol";
 
@@ -74,5 +75,92 @@ contract VectorsTest is AttestaTest {
         );
         assertTrue(ok);
         assertEq(abi.decode(ret, (bytes32)), json.readBytes32(".signerProofs[0].digest"));
+    }
+}
+
+/// @notice A harness over the library the escrow builds batch roots with.
+contract BatchMerkleHarness {
+    function root(IJobEscrow.BatchEntry[] calldata sorted) external pure returns (bytes32) {
+        bytes32[] memory tree = new bytes32[](2 * sorted.length - 1);
+        for (uint256 k; k < sorted.length; ++k) {
+            tree[tree.length - 1 - k] = BatchMerkle.leafHash(sorted[k].jobId, sorted[k].resultHash);
+        }
+        return BatchMerkle.rootOf(tree);
+    }
+}
+
+/// @title MerkleVectorsTest
+/// @notice sdk/testdata/merkle.json comes from OpenZeppelin's own StandardMerkleTree (tools/gen-merkle-vectors.mjs);
+/// the escrow's leaves, roots, proofs, batch digests and a real settlement reproduce it. The Rust sdk checks the
+/// same file.
+contract MerkleVectorsTest is AttestaTest {
+    using stdJson for string;
+
+    string internal json;
+    BatchMerkleHarness internal harness;
+
+    function setUp() public override {
+        super.setUp();
+        json = vm.readFile(string.concat(vm.projectRoot(), "/sdk/testdata/merkle.json"));
+        harness = new BatchMerkleHarness();
+    }
+
+    function _sorted(string memory p) internal view returns (IJobEscrow.BatchEntry[] memory entries) {
+        uint256 n;
+        while (vm.keyExistsJson(json, string.concat(p, ".sorted[", vm.toString(n), "]"))) {
+            ++n;
+        }
+        entries = new IJobEscrow.BatchEntry[](n);
+        for (uint256 k; k < n; ++k) {
+            string memory e = string.concat(p, ".sorted[", vm.toString(k), "]");
+            entries[k] = IJobEscrow.BatchEntry({
+                jobId: vm.parseUint(json.readString(string.concat(e, ".jobId"))),
+                resultHash: json.readBytes32(string.concat(e, ".resultHash"))
+            });
+        }
+    }
+
+    function test_vectors_batchRootsLeavesAndProofsMatchOpenZeppelin() public view {
+        uint256 batches;
+        while (vm.keyExistsJson(json, string.concat(".batches[", vm.toString(batches), "]"))) {
+            ++batches;
+        }
+        assertEq(batches, 8, "expected the 8 batch vectors");
+        for (uint256 b; b < batches; ++b) {
+            string memory p = string.concat(".batches[", vm.toString(b), "]");
+            IJobEscrow.BatchEntry[] memory sorted = _sorted(p);
+            bytes32 root = json.readBytes32(string.concat(p, ".root"));
+            assertEq(harness.root(sorted), root, string.concat("root ", vm.toString(b)));
+            for (uint256 k; k < sorted.length; ++k) {
+                string memory e = string.concat(p, ".sorted[", vm.toString(k), "]");
+                assertEq(
+                    escrow.batchLeaf(sorted[k].jobId, sorted[k].resultHash),
+                    json.readBytes32(string.concat(e, ".leaf"))
+                );
+                bytes32[] memory proof =
+                    json.readBytes32Array(string.concat(p, ".proofs[", vm.toString(k), "]"));
+                assertTrue(
+                    escrow.verifyBatchInclusion(root, sorted[k].jobId, sorted[k].resultHash, proof), "proof"
+                );
+            }
+        }
+    }
+
+    function test_vectors_batchAttestationDigestsMatchTheEscrow() public {
+        for (uint256 b; b < 8; ++b) {
+            string memory p = string.concat(".batches[", vm.toString(b), "].attestation");
+            address at = json.readAddress(string.concat(p, ".verifyingContract"));
+            vm.chainId(json.readUint(string.concat(p, ".chainId")));
+            vm.etch(at, address(escrow).code);
+            bytes32 digest = IJobEscrow(at)
+                .hashBatchAttestation(
+                    json.readBytes32(string.concat(".batches[", vm.toString(b), "].root")),
+                    json.readBytes32(string.concat(p, ".runtimeId"))
+                );
+            assertEq(digest, json.readBytes32(string.concat(p, ".digest")), "digest");
+            assertEq(escrow.BATCH_ATTESTATION_TYPEHASH(), json.readBytes32(string.concat(p, ".typeHash")));
+            (bytes32 r, bytes32 s, uint8 v) = _split(json.readBytes(string.concat(p, ".signature")));
+            assertEq(ecrecover(digest, v, r, s), json.readAddress(string.concat(p, ".signer")), "signature");
+        }
     }
 }

@@ -7,7 +7,9 @@ use alloy::{
     signers::{Signature, local::PrivateKeySigner},
 };
 use attesta_sdk::{
-    AttestaClient, Attestation, Error, domain, input_hash, model_id, quorum,
+    AttestaClient, Attestation, BatchAttestation, Error, domain, input_hash,
+    merkle::{BatchTree, leaf_hash, verify},
+    model_id, quorum,
     testing::{Devnet, TestOperator, test_runtime_id},
 };
 use std::collections::HashSet;
@@ -212,4 +214,96 @@ async fn every_rejection_matches_between_sdk_and_contract() {
     s.try_settle(packed).await.unwrap();
     assert_eq!(s.client.job(s.job_id).await.unwrap().status, attesta_sdk::JobStatus::Settled);
     let _ = s.devnet.provider.get_block_number().await.unwrap();
+}
+
+/// A batch built and signed in Rust settles on-chain: the escrow computes the same root from the
+/// entries, accepts the 5-of-7 signatures over `BatchAttestation`, settles every job with the
+/// signer list, and the `BatchSettled` root is the sdk's. Prints the receipts' gas next to a single
+/// `settle` for BENCHMARKS.md.
+#[tokio::test]
+async fn rust_batch_signatures_settle_every_job_on_chain() {
+    let s = setup(7).await;
+    let escrow = s.client.escrow();
+    let deadline = s.devnet.now().await + 3600;
+    let mut jobs = vec![s.job_id];
+    for _ in 0..15 {
+        let fee = U256::from(10).pow(U256::from(18));
+        jobs.push(
+            s.client
+                .create_job(model_id(b"model"), input_hash(b"input"), fee, deadline)
+                .await
+                .unwrap(),
+        );
+    }
+    let domain = s.devnet.deployment.attestation_domain();
+    let keys = s.signers(5);
+    let mut gas = Vec::new();
+
+    // One job alone with `settle`, then batches of 1 and 14 with `settleBatch`.
+    let (packed, _) = quorum::pack_signatures(keys.iter().map(|k| {
+        let signed = attestation(jobs[0]).sign(k, &domain).unwrap();
+        (signed.signer, signed.signature)
+    }));
+    let call = escrow.settle(
+        jobs[0],
+        test_runtime_id(),
+        keccak256(OUTPUT),
+        OUTPUT.to_vec().into(),
+        packed,
+    );
+    let receipt = call.from(s.client.account()).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status());
+    gas.push(("settle, 1 job".to_string(), receipt.gas_used));
+
+    for batch in [&jobs[1..2], &jobs[2..]] {
+        let tree = BatchTree::new(
+            batch.iter().map(|id| (*id, keccak256(format!("output of job {id}").as_bytes()))),
+        )
+        .unwrap();
+        let attestation = BatchAttestation::of(&tree, test_runtime_id());
+        let (packed, signers) =
+            quorum::pack_signatures(keys.iter().map(|k| attestation.sign(k, &domain).unwrap()));
+        // Signatures checked off-chain exactly as the escrow will.
+        assert_eq!(
+            quorum::recover_ascending(attestation.digest(&domain), &packed).unwrap(),
+            signers
+        );
+        let root = escrow
+            .settleBatch(test_runtime_id(), tree.batch_entries(), packed.clone())
+            .from(s.client.account())
+            .call()
+            .await
+            .unwrap();
+        assert_eq!(root, tree.root(), "the escrow's root is the sdk's");
+        let receipt = escrow
+            .settleBatch(test_runtime_id(), tree.batch_entries(), packed)
+            .from(s.client.account())
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(receipt.status());
+        gas.push((format!("settleBatch, {} jobs", batch.len()), receipt.gas_used));
+        for (k, e) in tree.entries().iter().enumerate() {
+            let settled = escrow
+                .verifySettlement(e.job_id, e.result_hash, signers.clone())
+                .call()
+                .await
+                .unwrap();
+            assert!(settled, "job {} settled with the batch's signers", e.job_id);
+            let proof = tree.proof_at(k).unwrap();
+            assert!(verify(&proof, tree.root(), leaf_hash(e.job_id, e.result_hash)));
+            let included = escrow
+                .verifyBatchInclusion(tree.root(), e.job_id, e.result_hash, proof)
+                .call()
+                .await
+                .unwrap();
+            assert!(included);
+        }
+    }
+    for (what, used) in gas {
+        println!("anvil receipt gasUsed, 5-of-7, {what}: {used}");
+    }
 }

@@ -8,6 +8,7 @@ import {IJobEscrow} from "../../../contracts/interfaces/IJobEscrow.sol";
 import {ISlashing} from "../../../contracts/interfaces/ISlashing.sol";
 import {IStakingRegistry} from "../../../contracts/interfaces/IStakingRegistry.sol";
 import {TestToken} from "../../../contracts/mocks/TestToken.sol";
+import {BatchTree} from "../../utils/BatchTree.sol";
 import {CommonBase} from "forge-std/Base.sol";
 import {StdCheats} from "forge-std/StdCheats.sol";
 import {StdUtils} from "forge-std/StdUtils.sol";
@@ -161,7 +162,7 @@ contract ProtocolHandler is CommonBase, StdCheats, StdUtils {
         currentTime = block.timestamp;
         ghostPrevActiveSetVersion = registry_.activeSetVersion();
         ghostPrevEpoch = slashing_.currentEpoch();
-        string[21] memory names = [
+        string[23] memory names = [
             "joinOperator",
             "stake",
             "registerSigner",
@@ -172,6 +173,8 @@ contract ProtocolHandler is CommonBase, StdCheats, StdUtils {
             "createJob",
             "settle",
             "release",
+            "settleBatch",
+            "releaseBatch",
             "refund",
             "challenge",
             "resolveStands",
@@ -356,6 +359,66 @@ contract ProtocolHandler is CommonBase, StdCheats, StdUtils {
         ghostOwed += fee;
         ++ghostPaid[jobId];
         ++calls["release"];
+    }
+
+    /// @notice Settles up to 8 settleable jobs in one batch with a random quorum and random results.
+    function settleBatch(uint256 jobSeed, uint256 quorumSeed, uint256 resultSeed, uint256 sizeSeed)
+        external
+        step
+    {
+        (uint256[] memory keys, address[] memory signers) = _quorum(quorumSeed);
+        if (keys.length == 0) return;
+        uint256 n = escrow.jobCount();
+        uint256 want = _bound(sizeSeed, 1, 8);
+        IJobEscrow.BatchEntry[] memory found = new IJobEscrow.BatchEntry[](want);
+        uint256 count;
+        for (uint256 i; i < n && count < want; ++i) {
+            uint256 id = (jobSeed % n + i) % n + 1;
+            if (!_settleable(escrow.job(id))) continue;
+            found[count++] = IJobEscrow.BatchEntry(
+                id, keccak256(abi.encodePacked("attesta invariant output ", (resultSeed % 3 + id) % 3))
+            );
+        }
+        if (count == 0) return;
+        IJobEscrow.BatchEntry[] memory entries = new IJobEscrow.BatchEntry[](count);
+        for (uint256 k; k < count; ++k) {
+            entries[k] = found[k];
+        }
+        BatchTree.sort(entries);
+        escrow.settleBatch(
+            runtimeId, entries, _pack(keys, escrow.hashBatchAttestation(BatchTree.root(entries), runtimeId))
+        );
+        for (uint256 k; k < count; ++k) {
+            _resultOf[entries[k].jobId] = entries[k].resultHash;
+            _signersOf[entries[k].jobId] = signers;
+        }
+        ++calls["settleBatch"];
+    }
+
+    /// @notice Releases, in one call, every releasable job settled by the same signers as the first one found.
+    function releaseBatch(uint256 jobSeed) external step {
+        uint256 first = _findJob(jobSeed, _releasable);
+        if (first == 0) return;
+        bytes32 signersHash = keccak256(abi.encode(_signersOf[first]));
+        uint256 n = escrow.jobCount();
+        IJobEscrow.BatchEntry[] memory found = new IJobEscrow.BatchEntry[](n);
+        uint256 count;
+        uint256 fees;
+        for (uint256 id = 1; id <= n; ++id) {
+            IJobEscrow.Job memory j = escrow.job(id);
+            if (!_releasable(j) || keccak256(abi.encode(_signersOf[id])) != signersHash) continue;
+            found[count++] = IJobEscrow.BatchEntry(id, _resultOf[id]);
+            fees += j.fee;
+        }
+        IJobEscrow.BatchEntry[] memory entries = new IJobEscrow.BatchEntry[](count);
+        for (uint256 k; k < count; ++k) {
+            entries[k] = found[k];
+            ++ghostPaid[found[k].jobId];
+        }
+        escrow.releaseBatch(entries, _signersOf[first]);
+        ghostOpenFees -= fees;
+        ghostOwed += fees;
+        ++calls["releaseBatch"];
     }
 
     /// @notice Anyone refunds an unsettled job after its deadline; the fee goes straight to the client.
