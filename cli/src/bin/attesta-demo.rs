@@ -252,10 +252,9 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
     let client_key = net.key(78);
     let config = escrow.config().call().await.map_err(|e| e.to_string())?;
     let fee = U256::from(config.minFee) * U256::from(10);
-    if args.serve_only {
-        // Enough for a hundred jobs from a dApp using the client key.
-        net.mint(client_key.address(), fee * U256::from(100)).await;
-        let info = Info {
+    // What --serve-only and --keep-running print (and write to --info-file) before serving.
+    let announce = |net: &Devnet| {
+        Info {
             rpc_url: &rpc,
             relayer_url: &relayer_url,
             deployment_file: &deployment_file,
@@ -265,8 +264,13 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
             threshold: u64::try_from(threshold).unwrap_or(u64::MAX),
             fee,
             dir: &dir,
-        };
-        info.announce(args.info_file.as_deref())?;
+        }
+        .announce(args.info_file.as_deref())
+    };
+    if args.serve_only {
+        // Enough for a hundred jobs from a dApp using the client key.
+        net.mint(client_key.address(), fee * U256::from(100)).await;
+        announce(&net)?;
         network.devnet = Some(net);
         return serve_forever(network, &dir).await;
     }
@@ -404,18 +408,7 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
     ));
 
     if args.keep_running {
-        let info = Info {
-            rpc_url: &rpc,
-            relayer_url: &relayer_url,
-            deployment_file: &deployment_file,
-            deployment: &net.deployment,
-            model_id: model.hash,
-            client_key: &client_key,
-            threshold: u64::try_from(threshold).unwrap_or(u64::MAX),
-            fee,
-            dir: &dir,
-        };
-        info.announce(args.info_file.as_deref())?;
+        announce(&net)?;
         // Anvil goes down last, after the relayer and the nodes (Network::shutdown).
         network.devnet = Some(net);
         return serve_forever(network, &dir).await;

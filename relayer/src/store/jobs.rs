@@ -36,14 +36,14 @@ pub(crate) struct AttestationRow {
 const JOB_COLUMNS: &str = "job_id, client, model_id, input_hash, fee, deadline, status, \
                            created_block, result_hash, signers, output, settle_tx, settled_at";
 
-fn parse<T: FromStr>(what: &str, text: &str) -> Result<T, Error>
+pub(super) fn parse<T: FromStr>(what: &str, text: &str) -> Result<T, Error>
 where
     T::Err: std::fmt::Display,
 {
     text.parse().map_err(|e| decode_err(what, e))
 }
 
-fn unsigned(v: i64) -> u64 {
+pub(super) fn unsigned(v: i64) -> u64 {
     v.max(0).cast_unsigned()
 }
 

@@ -2,7 +2,10 @@
 //! `/v1/slashings`, `/v1/stats`, and the node registrations of `/v1/network`). Nothing here
 //! writes: the watcher and the aggregator own every table these read.
 
-use super::{chain::decode_err, jobs::job_key};
+use super::{
+    chain::decode_err,
+    jobs::{job_key, parse, unsigned},
+};
 use crate::{Error, Store};
 use alloy::{
     primitives::{Address, B256, Bytes, Log, U256},
@@ -10,18 +13,7 @@ use alloy::{
 };
 use attesta_sdk::{bindings::StakingRegistry, relay::JobView};
 use sqlx::Row;
-use std::{collections::BTreeMap, str::FromStr};
-
-fn parse<T: FromStr>(what: &str, text: &str) -> Result<T, Error>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(|e| decode_err(what, e))
-}
-
-fn unsigned(v: i64) -> u64 {
-    v.max(0).cast_unsigned()
-}
+use std::collections::BTreeMap;
 
 /// One attestation as stored (`GET /v1/jobs/{id}/attestations`).
 #[derive(Clone, Debug, PartialEq, Eq)]
