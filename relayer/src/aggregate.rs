@@ -148,6 +148,8 @@ pub struct Aggregator {
     clock: Clock,
     /// Woken after a commit that queued a transaction (the transaction manager's notifier).
     outbox_ready: Option<Arc<tokio::sync::Notify>>,
+    /// Hand jobs at quorum to the batcher (`batch_ready`) instead of queuing `settle:<jobId>`.
+    batching: bool,
 }
 
 impl fmt::Debug for Aggregator {
@@ -162,7 +164,7 @@ impl Aggregator {
         let deployment = active.deployment().clone();
         let domain = deployment.attestation_domain();
         let clock: Clock = Arc::new(|| u64::try_from(crate::store::unix_now()).unwrap_or_default());
-        Self { store, active, deployment, domain, clock, outbox_ready: None }
+        Self { store, active, deployment, domain, clock, outbox_ready: None, batching: false }
     }
 
     /// Wakes `notify` (the transaction manager's) whenever a settlement or slash is queued, so
@@ -176,6 +178,58 @@ impl Aggregator {
         if let Some(notify) = &self.outbox_ready {
             notify.notify_one();
         }
+    }
+
+    /// With `batching`, a job at quorum is marked ready for the batcher ([`crate::batch`])
+    /// rather than settled alone at once.
+    pub fn with_batching(mut self, batching: bool) -> Self {
+        self.batching = batching;
+        self
+    }
+
+    /// Queues `settle:<jobId>` for a job that has M agreeing attestations of `(result_hash,
+    /// runtime_id)`, inside the caller's transaction (the batcher's fallback to settling a job
+    /// alone). Returns whether a new outbox entry was queued; `false` also when the agreeing
+    /// active signers fell below M (the job then waits for more attestations).
+    pub(crate) async fn queue_single(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        job_id: i64,
+        result_hash: B256,
+        runtime_id: B256,
+    ) -> Result<bool, AttestError> {
+        let backend = self.store.backend();
+        let Some(job) = Store::job_row(conn, backend, job_id, true).await? else {
+            return Ok(false);
+        };
+        let stored = Store::attestations(conn, job_id).await?;
+        let Some(output) = Store::output_of(conn, job_id, result_hash).await? else {
+            return Ok(false);
+        };
+        let Some(mine) = stored
+            .iter()
+            .find(|s| s.result_hash == result_hash && s.runtime_id == runtime_id)
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        let threshold = self.active.threshold();
+        let agreeing = self.agreeing(&stored, &mine).len();
+        if threshold == 0 || agreeing < threshold as usize {
+            return Ok(false);
+        }
+        let calldata = self.settle_calldata(&job, &stored, &mine, &output)?;
+        let queued = crate::txm::enqueue(
+            conn,
+            &format!("settle:{job_id}"),
+            self.deployment.job_escrow,
+            &calldata,
+        )
+        .await?;
+        if queued {
+            metrics::counter!("relayer_settlements_queued_total").increment(1);
+        }
+        Ok(queued)
     }
 
     /// Replaces the wall clock used for deadline checks (tests follow anvil's clock).
@@ -266,7 +320,20 @@ impl Aggregator {
         let mut stored = stored;
         stored.push(mine.clone());
         let accepted = self.tally(&stored, &mine);
-        if accepted.agreeing >= accepted.threshold && accepted.threshold > 0 {
+        if accepted.agreeing >= accepted.threshold && accepted.threshold > 0 && self.batching {
+            // The batcher settles it, in a batch or alone (crate::batch).
+            let now_ms = crate::store::outbox::unix_now_ms();
+            if Store::insert_ready(&mut tx, job_id, mine.result_hash, mine.runtime_id, now_ms)
+                .await?
+            {
+                tracing::info!(
+                    job_id,
+                    signers = accepted.agreeing,
+                    "quorum reached: ready to batch"
+                );
+            }
+            Store::mark_quorum(&mut tx, job_id).await?;
+        } else if accepted.agreeing >= accepted.threshold && accepted.threshold > 0 {
             let calldata = self.settle_calldata(&job, &stored, &mine, &submission.output)?;
             let key = format!("settle:{job_id}");
             if crate::txm::enqueue(&mut tx, &key, self.deployment.job_escrow, &calldata).await? {
@@ -280,7 +347,7 @@ impl Aggregator {
             Store::mark_quorum(&mut tx, job_id).await?;
         }
         tx.commit().await?;
-        if accepted.agreeing >= accepted.threshold && accepted.threshold > 0 {
+        if accepted.agreeing >= accepted.threshold && accepted.threshold > 0 && !self.batching {
             self.outbox_changed();
         }
         metrics::counter!("relayer_attestations_total").increment(1);

@@ -128,6 +128,10 @@ pub struct ApiState {
     pub work_notify: Arc<Notify>,
     /// The relayer's clock for request timestamps and stored times.
     pub clock: Clock,
+    /// Takes batch signatures; `None` when batching is off (then no proposals are served).
+    pub batcher: Option<crate::batch::Batcher>,
+    /// Woken (`notify_waiters`) when proposals are formed, to end batch long polls early.
+    pub batch_notify: Arc<Notify>,
 }
 
 impl ApiState {
@@ -139,7 +143,24 @@ impl ApiState {
         work_notify: Arc<Notify>,
     ) -> Self {
         let clock: Clock = Arc::new(|| u64::try_from(crate::store::unix_now()).unwrap_or(0));
-        Self { store, aggregator, active_set, work_notify, clock }
+        Self {
+            store,
+            aggregator,
+            active_set,
+            work_notify,
+            clock,
+            batcher: None,
+            batch_notify: Arc::default(),
+        }
+    }
+
+    /// Serves batch proposals and takes batch signatures through `batcher`.
+    pub fn with_batcher(mut self, batcher: Option<crate::batch::Batcher>) -> Self {
+        if let Some(b) = &batcher {
+            self.batch_notify = b.proposals_notify();
+        }
+        self.batcher = batcher;
+        self
     }
 
     /// Replaces the clock (tests of clock skew).
@@ -216,6 +237,8 @@ fn routes_with_docs(
     let mut nodes = OpenApiRouter::new()
         .routes(routes!(routes::register))
         .routes(routes!(routes::work))
+        .routes(routes!(routes::batches))
+        .routes(routes!(routes::batch_attest))
         .routes(routes!(routes::heartbeat));
     let mut attest = OpenApiRouter::new().routes(routes!(routes::attest));
     if let Some(shared) = shared {
@@ -432,6 +455,7 @@ mod tests {
                     result_hash: Some(h),
                     signers: vec![a],
                     settle_tx: None,
+                    batch_root: Some(h),
                 }),
             ),
             (
@@ -481,6 +505,46 @@ mod tests {
                 serde_json::to_value(relay::AttestationAccepted { agreeing: 1, threshold: 1 }),
             ),
             ("Heartbeat", serde_json::to_value(relay::Heartbeat { running: 1 })),
+            (
+                "BatchProposals",
+                serde_json::to_value(relay::BatchProposals {
+                    proposals: vec![relay::BatchProposal {
+                        root: h,
+                        runtime_id: h,
+                        entries: vec![relay::BatchEntryView {
+                            job_id: U256::from(1),
+                            result_hash: h,
+                        }],
+                    }],
+                }),
+            ),
+            (
+                "BatchProposal",
+                serde_json::to_value(relay::BatchProposal {
+                    root: h,
+                    runtime_id: h,
+                    entries: vec![],
+                }),
+            ),
+            (
+                "BatchEntryView",
+                serde_json::to_value(relay::BatchEntryView {
+                    job_id: U256::from(1),
+                    result_hash: h,
+                }),
+            ),
+            (
+                "BatchSignatureSubmission",
+                serde_json::to_value(relay::BatchSignatureSubmission {
+                    root: h,
+                    runtime_id: h,
+                    signature: Bytes::from_static(b"x"),
+                }),
+            ),
+            (
+                "BatchSignatureAccepted",
+                serde_json::to_value(relay::BatchSignatureAccepted { signers: 1, threshold: 1 }),
+            ),
             (
                 "ApiError",
                 serde_json::to_value(relay::ApiError { code: "x".into(), message: "y".into() }),

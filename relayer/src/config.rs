@@ -19,6 +19,12 @@
 //! [duties]
 //! interval_ms = 15000
 //! refund_expired = false
+//!
+//! [batch]                                # settleBatch; nodes must sign batches (rpc_url set)
+//! enabled = false
+//! max_jobs = 256
+//! max_wait_ms = 30000
+//! sign_timeout_ms = 60000
 //! ```
 //!
 //! Secrets (the password, a raw key) are read when the key is loaded and never stored in
@@ -61,6 +67,8 @@ pub struct Config {
     pub api: crate::api::ApiConfig,
     /// `[tx]`.
     pub tx: crate::txm::TxConfig,
+    /// `[batch]`: batch settlement (off by default).
+    pub batch: crate::batch::BatchConfig,
 }
 
 impl Default for Config {
@@ -72,6 +80,7 @@ impl Default for Config {
             duties: DutiesConfig::default(),
             api: crate::api::ApiConfig::default(),
             tx: crate::txm::TxConfig::default(),
+            batch: crate::batch::BatchConfig::default(),
         }
     }
 }

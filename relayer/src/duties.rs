@@ -89,12 +89,88 @@ impl Duties {
         self.tick_at(block.header.timestamp, config.challengeWindow.to::<u64>()).await
     }
 
+    /// Queues `release-batch:<root>` (`releaseBatch` of every job of the batch) when every job
+    /// of the batch is still `settled` and due. `false` when the batch must be released job by
+    /// job instead: a job was challenged, or an earlier `releaseBatch` of it was a no-op or
+    /// failed.
+    async fn release_batch(
+        &self,
+        root: alloy::primitives::B256,
+        now: u64,
+        window: u64,
+        report: &mut DutyReport,
+    ) -> Result<bool, Error> {
+        use crate::store::outbox::OutboxStatus;
+        let key = format!("release-batch:{root}");
+        if let Some(entry) = self.store.outbox_status(&key).await? {
+            return Ok(!matches!(entry.status, OutboxStatus::Noop | OutboxStatus::Failed));
+        }
+        let jobs = self.store.batch_jobs(root).await?;
+        let all_due = jobs.iter().all(|j| {
+            j.status == "settled"
+                && j.settled_at.is_some_and(|t| t.saturating_add(window) <= now)
+                && j.result_hash.is_some()
+                && j.signers == jobs[0].signers
+        });
+        if jobs.is_empty() || !all_due {
+            return Ok(false);
+        }
+        let entries = jobs
+            .iter()
+            .filter_map(|j| {
+                Some(attesta_sdk::bindings::IJobEscrow::BatchEntry {
+                    jobId: U256::from(j.job_id.max(0).cast_unsigned()),
+                    resultHash: j.result_hash?,
+                })
+            })
+            .collect();
+        let calldata =
+            JobEscrow::releaseBatchCall { entries, signers: jobs[0].signers.clone() }.abi_encode();
+        let mut conn = self.store.pool().acquire().await?;
+        if crate::txm::enqueue(&mut conn, &key, self.deployment.job_escrow, &calldata).await? {
+            report.releases += u32::try_from(jobs.len()).unwrap_or(u32::MAX);
+            tracing::info!(%root, jobs = jobs.len(), "releaseBatch queued");
+        }
+        Ok(true)
+    }
+
+    async fn release_one(&self, job: &crate::store::jobs::JobRow) -> Result<bool, Error> {
+        let Some(result_hash) = job.result_hash else { return Ok(false) };
+        let calldata = JobEscrow::releaseCall {
+            jobId: U256::from(job.job_id.max(0).cast_unsigned()),
+            resultHash: result_hash,
+            signers: job.signers.clone(),
+        }
+        .abi_encode();
+        let mut conn = self.store.pool().acquire().await?;
+        let key = format!("release:{}", job.job_id);
+        crate::txm::enqueue(&mut conn, &key, self.deployment.job_escrow, &calldata).await
+    }
+
     /// One tick at chain time `now` with a challenge window of `challenge_window` seconds.
     pub async fn tick_at(&self, now: u64, challenge_window: u64) -> Result<DutyReport, Error> {
         let escrow = self.deployment.job_escrow;
         let mut report = DutyReport::default();
+        let mut batches = std::collections::BTreeSet::new();
         for job in self.store.due_releases(now, challenge_window, self.config.batch).await? {
             let Some(result_hash) = job.result_hash else { continue };
+            if let Some(root) = job.batch_root {
+                if !batches.insert(root) {
+                    continue;
+                }
+                if self.release_batch(root, now, challenge_window, &mut report).await? {
+                    continue;
+                }
+                // Some job of the batch was challenged (or the batch release did not go
+                // through): release each settled job of the batch alone.
+                for job in self.store.batch_jobs(root).await? {
+                    if job.status != "settled" {
+                        continue;
+                    }
+                    report.releases += u32::from(self.release_one(&job).await?);
+                }
+                continue;
+            }
             let calldata = JobEscrow::releaseCall {
                 jobId: U256::from(job.job_id.max(0).cast_unsigned()),
                 resultHash: result_hash,

@@ -8,6 +8,7 @@
 
 pub mod aggregate;
 pub mod api;
+pub mod batch;
 pub mod chain;
 pub mod config;
 pub mod duties;
@@ -73,7 +74,21 @@ pub async fn run(
     let txm =
         txm::TxManager::new(store.clone(), provider.clone(), key, chain_id, config.tx.clone())?;
     let aggregator = aggregate::Aggregator::new(store.clone(), active.clone())
-        .with_outbox_notify(txm.notifier());
+        .with_outbox_notify(txm.notifier())
+        .with_batching(config.batch.enabled);
+    let batcher = if config.batch.enabled {
+        Some(
+            batch::Batcher::new(
+                store.clone(),
+                active.clone(),
+                aggregator.clone(),
+                config.batch.clone(),
+            )?
+            .with_outbox_notify(txm.notifier()),
+        )
+    } else {
+        None
+    };
     let duties =
         duties::Duties::new(store.clone(), provider.clone(), deployment.clone(), config.duties())
             .with_outbox_notify(txm.notifier());
@@ -89,6 +104,9 @@ pub async fn run(
         });
     }
     tasks.spawn(duties.run(stopped.clone()));
+    if let Some(batcher) = batcher.clone() {
+        tasks.spawn(batcher.run(stopped.clone()));
+    }
     {
         let mut stopped = stopped.clone();
         let active = active.clone();
@@ -106,7 +124,8 @@ pub async fn run(
     }
     tasks.spawn(txm.run(stopped_future(stopped.clone())));
     {
-        let state = api::ApiState::new(store.clone(), aggregator, active.clone(), work_ready);
+        let state = api::ApiState::new(store.clone(), aggregator, active.clone(), work_ready)
+            .with_batcher(batcher);
         let (api_config, stopped) = (config.api.clone(), stopped.clone());
         let stop = stop.clone();
         tasks.spawn(async move {

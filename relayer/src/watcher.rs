@@ -62,6 +62,19 @@ pub enum ChainEvent {
         /// Canonical output.
         output: Bytes,
     },
+    /// `JobEscrow.BatchSettled`: many jobs settled by one `settleBatch`. The log names only
+    /// the root; `entries` are filled in by the watcher from the settling transaction's
+    /// calldata (or this relayer's own proposal), empty when decoded from a log alone.
+    BatchSettled {
+        /// The batch's Merkle root.
+        root: B256,
+        /// Runtime that produced every entry.
+        runtime_id: B256,
+        /// Settling signers, ascending.
+        signers: Vec<Address>,
+        /// `(jobId, resultHash)` of every entry, as stored (`settled_entries`).
+        entries: Vec<(i64, B256)>,
+    },
     /// `JobEscrow.PaymentReleased`.
     PaymentReleased {
         /// The job.
@@ -110,6 +123,7 @@ pub fn event_signatures() -> Vec<B256> {
         JobEscrow::JobCreated::SIGNATURE_HASH,
         JobEscrow::JobSettled::SIGNATURE_HASH,
         JobEscrow::PaymentReleased::SIGNATURE_HASH,
+        JobEscrow::BatchSettled::SIGNATURE_HASH,
         JobEscrow::JobRefunded::SIGNATURE_HASH,
         JobEscrow::JobChallenged::SIGNATURE_HASH,
         JobEscrow::DisputeResolved::SIGNATURE_HASH,
@@ -148,6 +162,14 @@ impl ChainEvent {
                 signers: e.signers,
                 output: e.output,
             }
+        } else if topic == E::BatchSettled::SIGNATURE_HASH {
+            let e = E::BatchSettled::decode_log_data(data)?;
+            Self::BatchSettled {
+                root: e.root,
+                runtime_id: e.runtimeId,
+                signers: e.signers,
+                entries: Vec::new(),
+            }
         } else if topic == E::PaymentReleased::SIGNATURE_HASH {
             Self::PaymentReleased { job_id: E::PaymentReleased::decode_log_data(data)?.jobId }
         } else if topic == E::JobRefunded::SIGNATURE_HASH {
@@ -179,6 +201,7 @@ impl ChainEvent {
         match self {
             Self::JobCreated { .. } => "JobCreated",
             Self::JobSettled { .. } => "JobSettled",
+            Self::BatchSettled { .. } => "BatchSettled",
             Self::PaymentReleased { .. } => "PaymentReleased",
             Self::JobRefunded { .. } => "JobRefunded",
             Self::JobChallenged { .. } => "JobChallenged",
@@ -199,7 +222,9 @@ impl ChainEvent {
             | Self::JobChallenged { job_id }
             | Self::DisputeResolved { job_id, .. }
             | Self::DisputeExpired { job_id } => Some(*job_id),
-            Self::RuntimeAllowed { .. } | Self::SetChanged { .. } => None,
+            Self::RuntimeAllowed { .. } | Self::SetChanged { .. } | Self::BatchSettled { .. } => {
+                None
+            }
         }
     }
 
@@ -458,9 +483,12 @@ impl Watcher {
                 index: log_index,
                 reason: e.to_string(),
             };
-            let Some(event) = ChainEvent::decode(&log.inner).map_err(decode_err)? else {
+            let Some(mut event) = ChainEvent::decode(&log.inner).map_err(decode_err)? else {
                 continue;
             };
+            if let ChainEvent::BatchSettled { root, entries, .. } = &mut event {
+                *entries = self.batch_entries(tx_hash, *root).await?;
+            }
             let job_id = match event.job_id() {
                 Some(id) => Some(i64::try_from(id).map_err(|_| WatchError::JobIdOverflow(id))?),
                 None => None,
@@ -494,6 +522,55 @@ impl Watcher {
             events,
             window: self.config.reorg_window,
         })
+    }
+
+    /// The entries of the batch `root` settled by transaction `tx_hash`: decoded from its
+    /// calldata when it called `settleBatch` on the escrow directly, else from this relayer's
+    /// own proposal with that root; each set is accepted only if it hashes to `root`. A batch
+    /// sent through another contract by someone else cannot be attributed: it is logged and
+    /// counted (`relayer_batch_unresolved_total`), and its jobs keep their status here.
+    async fn batch_entries(
+        &self,
+        tx_hash: B256,
+        root: B256,
+    ) -> Result<Vec<(i64, B256)>, WatchError> {
+        use alloy::{consensus::Transaction as _, sol_types::SolCall};
+        let tx = self
+            .rpc(
+                "eth_getTransactionByHash",
+                self.provider.get_transaction_by_hash(tx_hash).into_future(),
+            )
+            .await?;
+        let mut candidates: Vec<Vec<(U256, B256)>> = Vec::new();
+        if let Some(tx) = tx
+            && tx.to() == Some(self.deployment.job_escrow)
+            && let Ok(call) = JobEscrow::settleBatchCall::abi_decode(tx.input())
+        {
+            candidates.push(call.entries.iter().map(|e| (e.jobId, e.resultHash)).collect());
+        }
+        let mut conn = self.store.pool().acquire().await.map_err(crate::Error::from)?;
+        let own = Store::proposal_entries(&mut conn, root).await?;
+        drop(conn);
+        candidates
+            .push(own.iter().map(|(id, h)| (U256::from(id.max(&0).cast_unsigned()), *h)).collect());
+        for entries in candidates {
+            let Ok(tree) = attesta_sdk::merkle::BatchTree::new(entries.iter().copied()) else {
+                continue;
+            };
+            if tree.root() == root {
+                return entries
+                    .into_iter()
+                    .map(|(id, h)| {
+                        i64::try_from(id)
+                            .map(|id| (id, h))
+                            .map_err(|_| WatchError::JobIdOverflow(id))
+                    })
+                    .collect();
+            }
+        }
+        metrics::counter!("relayer_batch_unresolved_total").increment(1);
+        tracing::warn!(%root, %tx_hash, "BatchSettled whose entries cannot be read (not a direct settleBatch call, not our proposal); its jobs stay as they are here");
+        Ok(Vec::new())
     }
 
     /// One unit of work: a reorg check, then at most one range read and committed.

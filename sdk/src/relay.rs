@@ -200,6 +200,11 @@ pub struct JobView {
     pub signers: Vec<Address>,
     /// The settlement transaction, once mined.
     pub settle_tx: Option<B256>,
+    /// The Merkle root of the batch that settled the job, when it was settled by
+    /// `settleBatch` (then `settle_tx` is that batch's transaction and the output is not in any
+    /// log: `GET /v1/jobs/{id}/result` serves it, checked against `result_hash`).
+    #[serde(default)]
+    pub batch_root: Option<B256>,
 }
 
 /// How many signers attested one result hash.
@@ -281,6 +286,59 @@ pub struct AttestationAccepted {
 pub struct Heartbeat {
     /// Jobs the node is running right now.
     pub running: u32,
+}
+
+/// One `(jobId, resultHash)` entry of a batch proposal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchEntryView {
+    /// The escrow's job id.
+    pub job_id: U256,
+    /// The result hash M signers attested for it.
+    pub result_hash: B256,
+}
+
+/// A batch the relayer asks a node to sign: a `BatchAttestation(root, runtime_id)` over the
+/// [`crate::merkle::BatchTree`] of `entries`.
+///
+/// A node must not trust `root`: it rebuilds the tree from `entries`, and signs only if every
+/// entry is a job it ran itself with exactly that result (see `docs/protocol.md`, 4b).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchProposal {
+    /// The Merkle root of `entries`.
+    pub root: B256,
+    /// The runtime every entry's result was attested under.
+    pub runtime_id: B256,
+    /// The entries, in the escrow's order (ascending leaf).
+    pub entries: Vec<BatchEntryView>,
+}
+
+/// `GET /v1/nodes/batches?wait=SECS` answer: proposals this node attested every entry of and
+/// has not signed yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchProposals {
+    /// Open proposals, oldest first; empty after the long-poll wait ran out.
+    pub proposals: Vec<BatchProposal>,
+}
+
+/// `POST /v1/nodes/batch-attestations` body: a node's signature over a proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSignatureSubmission {
+    /// The proposal's root.
+    pub root: B256,
+    /// The proposal's runtime id.
+    pub runtime_id: B256,
+    /// 65-byte EIP-712 signature over `BatchAttestation(root, runtimeId)` in the escrow's domain;
+    /// it must recover to the request's signer.
+    pub signature: Bytes,
+}
+
+/// `POST /v1/nodes/batch-attestations` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSignatureAccepted {
+    /// Distinct active signers that signed this root so far.
+    pub signers: u32,
+    /// Signers needed (the registry's threshold M).
+    pub threshold: u32,
 }
 
 /// Every error answer of the API: a stable machine code and a message for people.

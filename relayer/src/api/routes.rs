@@ -9,8 +9,8 @@ use super::{
 };
 use alloy::primitives::{B256, U256, keccak256};
 use attesta_sdk::relay::{
-    AttestationAccepted, AttestationSubmission, BlobStored, Heartbeat, JobResult, JobView,
-    NodeHello, WorkBatch,
+    AttestationAccepted, AttestationSubmission, BatchProposals, BatchSignatureAccepted,
+    BatchSignatureSubmission, BlobStored, Heartbeat, JobResult, JobView, NodeHello, WorkBatch,
 };
 use axum::{
     Json,
@@ -243,6 +243,98 @@ pub(crate) async fn attest(
     ApiJson(submission): ApiJson<AttestationSubmission>,
 ) -> Result<Json<AttestationAccepted>, ApiFailure> {
     shared.state.aggregator.submit(signer, submission).await.map(Json).map_err(attest_failure)
+}
+
+/// Long-polls for batch proposals this node attested every entry of and has not signed.
+#[utoipa::path(
+    get, path = "/v1/nodes/batches", tag = "nodes",
+    params(("wait" = Option<u64>, Query, description = "Seconds to wait for a proposal when there is none (capped by the relayer's `long_poll_max_secs`)")),
+    security(("node_signature" = [])),
+    responses(
+        (status = 200, description = "Proposals; empty when the wait ran out (always empty while batching is off)", body = schema::BatchProposals),
+        (status = 400, description = "Bad query", body = schema::ApiError),
+        (status = 401, description = "Missing, bad or stale signature", body = schema::ApiError),
+        (status = 403, description = "Signer not active", body = schema::ApiError),
+        (status = 409, description = "Replayed nonce", body = schema::ApiError),
+    )
+)]
+pub(crate) async fn batches(
+    State(shared): State<Shared>,
+    NodeSigner(signer): NodeSigner,
+    RawQuery(query): RawQuery,
+) -> Result<Json<BatchProposals>, ApiFailure> {
+    let wait = wait_query(query.as_deref(), shared.config.long_poll_max_secs)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let state = &shared.state;
+    loop {
+        let notified = state.batch_notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let proposals = if state.batcher.is_some() {
+            state.store.open_proposals_for(signer, shared.config.work_batch_limit).await?
+        } else {
+            Vec::new()
+        };
+        if !proposals.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(BatchProposals { proposals }));
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(Json(BatchProposals::default()));
+        }
+    }
+}
+
+/// Submits a node's signature over a batch proposal's `BatchAttestation(root, runtimeId)`.
+#[utoipa::path(
+    post, path = "/v1/nodes/batch-attestations", tag = "nodes",
+    request_body = schema::BatchSignatureSubmission,
+    security(("node_signature" = [])),
+    responses(
+        (status = 200, description = "Accepted (or already stored)", body = schema::BatchSignatureAccepted),
+        (status = 400, description = "Malformed JSON", body = schema::ApiError),
+        (status = 401, description = "Missing, bad or stale request signature", body = schema::ApiError),
+        (status = 403, description = "Signer not active (`inactive_signer`), or did not attest every entry (`not_an_attester`)", body = schema::ApiError),
+        (status = 404, description = "No such proposal (`unknown_batch`), or batching is off", body = schema::ApiError),
+        (status = 409, description = "Replayed nonce, or the proposal takes no more signatures (`batch_not_open`)", body = schema::ApiError),
+        (status = 422, description = "The signature does not recover to the signer (`bad_signature`) or names another runtime (`batch_mismatch`)", body = schema::ApiError),
+    )
+)]
+pub(crate) async fn batch_attest(
+    State(shared): State<Shared>,
+    NodeSigner(signer): NodeSigner,
+    ApiJson(submission): ApiJson<BatchSignatureSubmission>,
+) -> Result<Json<BatchSignatureAccepted>, ApiFailure> {
+    let Some(batcher) = &shared.state.batcher else {
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "unknown_batch",
+            "this relayer does not batch settlements ([batch] enabled = false)",
+        ));
+    };
+    batcher.submit_signature(signer, submission).await.map(Json).map_err(|e| {
+        let status = match e.code() {
+            "unknown_batch" => StatusCode::NOT_FOUND,
+            "inactive_signer" | "not_an_attester" => StatusCode::FORBIDDEN,
+            "batch_not_open" => StatusCode::CONFLICT,
+            "bad_signature" | "batch_mismatch" => StatusCode::UNPROCESSABLE_ENTITY,
+            code => return ApiFailure::internal(format!("batcher ({code}): {e}")),
+        };
+        metrics::counter!("relayer_batch_signatures_refused_total", "code" => e.code())
+            .increment(1);
+        ApiFailure::new(status, e.code(), e.to_string())
+    })
+}
+
+fn wait_query(query: Option<&str>, max: u64) -> Result<Duration, ApiFailure> {
+    let mut wait = 0u64;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        if let Some(value) = pair.strip_prefix("wait=") {
+            wait = value.parse().map_err(|_| {
+                ApiFailure::bad_request(format!("wait={value:?} is not a number of seconds"))
+            })?;
+        }
+    }
+    Ok(Duration::from_secs(wait.min(max)))
 }
 
 /// A node reports that it is alive and how busy it is.

@@ -94,6 +94,8 @@ pub(crate) struct JobView {
     signers: Vec<Addr>,
     /// The settlement transaction.
     settle_tx: Option<Hash32>,
+    /// Merkle root of the batch that settled the job, when `settleBatch` did.
+    batch_root: Option<Hash32>,
 }
 
 /// `GET /v1/jobs/{id}/result` answer.
@@ -229,4 +231,57 @@ pub(crate) struct ApiError {
     code: String,
     /// What went wrong and what to do.
     message: String,
+}
+
+/// One `(jobId, resultHash)` entry of a batch proposal.
+#[derive(ToSchema)]
+#[schema(as = BatchEntryView)]
+pub(crate) struct BatchEntryView {
+    /// The escrow's job id.
+    job_id: Uint256,
+    /// The result hash M signers attested for it.
+    result_hash: Hash32,
+}
+
+/// A batch to sign: `BatchAttestation(root, runtimeId)` over the StandardMerkleTree of
+/// `entries`. Rebuild the root from the entries; sign only results you computed yourself.
+#[derive(ToSchema)]
+#[schema(as = BatchProposal)]
+pub(crate) struct BatchProposal {
+    /// Merkle root of the entries.
+    root: Hash32,
+    /// Runtime every entry was attested under.
+    runtime_id: Hash32,
+    /// Entries in the escrow's order (ascending leaf).
+    entries: Vec<BatchEntryView>,
+}
+
+/// `GET /v1/nodes/batches` answer.
+#[derive(ToSchema)]
+#[schema(as = BatchProposals)]
+pub(crate) struct BatchProposals {
+    /// Proposals to sign, oldest first.
+    proposals: Vec<BatchProposal>,
+}
+
+/// `POST /v1/nodes/batch-attestations` body.
+#[derive(ToSchema)]
+#[schema(as = BatchSignatureSubmission)]
+pub(crate) struct BatchSignatureSubmission {
+    /// The proposal's root.
+    root: Hash32,
+    /// The proposal's runtime id.
+    runtime_id: Hash32,
+    /// 65-byte EIP-712 signature over BatchAttestation(root, runtimeId).
+    signature: HexBytes,
+}
+
+/// `POST /v1/nodes/batch-attestations` answer.
+#[derive(ToSchema)]
+#[schema(as = BatchSignatureAccepted)]
+pub(crate) struct BatchSignatureAccepted {
+    /// Distinct active signers of this root so far.
+    signers: u32,
+    /// Signers needed (M).
+    threshold: u32,
 }

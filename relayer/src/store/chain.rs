@@ -56,6 +56,14 @@ pub struct RangeOutcome {
     pub set_changed: bool,
 }
 
+/// One job's share of a `BatchSettled`.
+struct BatchSettlement<'a> {
+    root: B256,
+    runtime_id: B256,
+    signers: &'a [alloy::primitives::Address],
+    result_hash: B256,
+}
+
 /// Lifecycle states, in the only order a job may move through.
 const STATUS_RANK: [(&str, u8); 6] = [
     ("open", 0),
@@ -174,6 +182,34 @@ impl Store {
             outcome.new_events += 1;
             outcome.set_changed |= ev.event.changes_set();
             Self::put_block(conn, ev.block_number, ev.block_hash, None).await?;
+            if let ChainEvent::BatchSettled { root, runtime_id, signers, entries } = &ev.event {
+                for (job_id, result_hash) in entries {
+                    sqlx::query(
+                        "INSERT INTO settled_entries (block_number, log_index, job_id, result_hash) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(to_i64(ev.block_number))
+                    .bind(to_i64(ev.log_index))
+                    .bind(*job_id)
+                    .bind(hex(*result_hash))
+                    .execute(&mut *conn)
+                    .await?;
+                    let settled = BatchSettlement {
+                        root: *root,
+                        runtime_id: *runtime_id,
+                        signers,
+                        result_hash: *result_hash,
+                    };
+                    Self::apply_batch_settlement(
+                        conn,
+                        *job_id,
+                        &settled,
+                        ev.tx_hash,
+                        ev.block_time,
+                    )
+                    .await?;
+                }
+            }
             if let Some(job_id) = ev.job_id {
                 Self::apply_event(
                     conn,
@@ -224,12 +260,17 @@ impl Store {
     pub async fn rollback_to(&self, chain_id: u64, fork: u64) -> Result<Vec<i64>, Error> {
         let mut tx = self.pool().begin().await?;
         let rows = sqlx::query(
-            "SELECT DISTINCT job_id FROM events WHERE block_number > $1 AND job_id IS NOT NULL",
+            "SELECT job_id FROM events WHERE block_number > $1 AND job_id IS NOT NULL \
+             UNION SELECT job_id FROM settled_entries WHERE block_number > $1",
         )
         .bind(to_i64(fork))
         .fetch_all(&mut *tx)
         .await?;
         let jobs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        sqlx::query("DELETE FROM settled_entries WHERE block_number > $1")
+            .bind(to_i64(fork))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM events WHERE block_number > $1")
             .bind(to_i64(fork))
             .execute(&mut *tx)
@@ -259,9 +300,14 @@ impl Store {
             .fetch_optional(&mut *conn)
             .await?
             .and_then(|r| r.get(0));
+        // The job's own events, and the batches that settled it (whose log has no job id).
         let rows = sqlx::query(
-            "SELECT data, block_number, tx_hash, block_time FROM events WHERE job_id = $1 \
-             ORDER BY block_number, log_index",
+            "SELECT e.data, e.block_number, e.tx_hash, e.block_time, e.log_index, NULL \
+             FROM events e WHERE e.job_id = $1 \
+             UNION ALL SELECT e.data, e.block_number, e.tx_hash, e.block_time, e.log_index, \
+             s.result_hash FROM events e JOIN settled_entries s ON s.block_number = \
+             e.block_number AND s.log_index = e.log_index WHERE s.job_id = $1 \
+             ORDER BY 2, 5",
         )
         .bind(job_id)
         .fetch_all(&mut *conn)
@@ -279,6 +325,21 @@ impl Store {
             let tx_hash = tx_hash.parse().map_err(|e| decode_err("tx hash", e))?;
             let block: i64 = row.get(1);
             let time: i64 = row.get(3);
+            if let ChainEvent::BatchSettled { root, runtime_id, signers, .. } = &event {
+                let Some(result_hash) = row.get::<Option<String>, _>(5) else { continue };
+                let result_hash = result_hash.parse().map_err(|e| decode_err("result hash", e))?;
+                let settled =
+                    BatchSettlement { root: *root, runtime_id: *runtime_id, signers, result_hash };
+                Self::apply_batch_settlement(
+                    conn,
+                    job_id,
+                    &settled,
+                    tx_hash,
+                    time.max(0).cast_unsigned(),
+                )
+                .await?;
+                continue;
+            }
             Self::apply_event(
                 conn,
                 job_id,
@@ -304,6 +365,34 @@ impl Store {
                 .await?;
             Self::advance_status(conn, job_id, "settling").await?;
         }
+        Ok(())
+    }
+
+    /// Settles one job of a confirmed `BatchSettled`: the result, signers and batch root from
+    /// the chain, the output from the attestation that carried it (batches publish none).
+    async fn apply_batch_settlement(
+        conn: &mut AnyConnection,
+        job_id: i64,
+        settled: &BatchSettlement<'_>,
+        tx_hash: B256,
+        block_time: u64,
+    ) -> Result<(), Error> {
+        let signers: Vec<String> = settled.signers.iter().map(|s| hex(*s)).collect();
+        sqlx::query(
+            "UPDATE jobs SET status = 'settled', result_hash = $2, runtime_id = $3, signers = $4, \
+             output = (SELECT o.output FROM outputs o WHERE o.job_id = $1 AND o.result_hash = $2), \
+             settle_tx = $5, settled_at = $6, batch_root = $7 \
+             WHERE job_id = $1 AND status IN ('open', 'settling')",
+        )
+        .bind(job_id)
+        .bind(hex(settled.result_hash))
+        .bind(hex(settled.runtime_id))
+        .bind(signers.join(","))
+        .bind(hex(tx_hash))
+        .bind(to_i64(block_time))
+        .bind(hex(settled.root))
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 
@@ -362,7 +451,9 @@ impl Store {
             | ChainEvent::DisputeExpired { .. } => {
                 Self::advance_status(conn, job_id, "refunded").await?;
             }
-            ChainEvent::RuntimeAllowed { .. } | ChainEvent::SetChanged { .. } => {}
+            ChainEvent::RuntimeAllowed { .. }
+            | ChainEvent::SetChanged { .. }
+            | ChainEvent::BatchSettled { .. } => {}
         }
         Ok(())
     }

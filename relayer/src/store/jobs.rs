@@ -22,6 +22,9 @@ pub(crate) struct JobRow {
     pub(crate) signers: Vec<Address>,
     pub(crate) output: Option<Vec<u8>>,
     pub(crate) settle_tx: Option<B256>,
+    pub(crate) settled_at: Option<u64>,
+    /// The batch that settled the job, if `settleBatch` did.
+    pub(crate) batch_root: Option<B256>,
 }
 
 /// One stored attestation.
@@ -34,7 +37,8 @@ pub(crate) struct AttestationRow {
 }
 
 const JOB_COLUMNS: &str = "job_id, client, model_id, input_hash, fee, deadline, status, \
-                           created_block, result_hash, signers, output, settle_tx, settled_at";
+                           created_block, result_hash, signers, output, settle_tx, settled_at, \
+                           batch_root";
 
 pub(super) fn parse<T: FromStr>(what: &str, text: &str) -> Result<T, Error>
 where
@@ -71,6 +75,8 @@ impl JobRow {
             signers,
             output: r.get("output"),
             settle_tx: opt_hash("settle_tx")?,
+            settled_at: r.get::<Option<i64>, _>("settled_at").map(unsigned),
+            batch_root: opt_hash("batch_root")?,
         })
     }
 
@@ -128,6 +134,7 @@ impl Store {
             result_hash: job.result_hash,
             signers: job.signers.clone(),
             settle_tx: job.settle_tx,
+            batch_root: job.batch_root,
         }))
     }
 
@@ -214,6 +221,28 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(JobRow::from_row).collect()
+    }
+
+    /// Jobs matching `filter` (a constant SQL condition with one `$1` parameter), by id.
+    pub(crate) async fn jobs_where(&self, filter: &str, value: &str) -> Result<Vec<JobRow>, Error> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE {filter} ORDER BY job_id");
+        let rows = sqlx::query(&sql).bind(value).fetch_all(self.pool()).await?;
+        rows.iter().map(JobRow::from_row).collect()
+    }
+
+    /// The output stored with an attestation of `result_hash` for the job.
+    pub(crate) async fn output_of(
+        conn: &mut AnyConnection,
+        job_id: i64,
+        result_hash: B256,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT output FROM outputs WHERE job_id = $1 AND result_hash = $2")
+                .bind(job_id)
+                .bind(hex(result_hash))
+                .fetch_optional(conn)
+                .await?;
+        Ok(row.map(|(o,)| o))
     }
 
     /// Unsettled jobs whose deadline passed before `now` (refundable).

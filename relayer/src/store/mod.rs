@@ -7,6 +7,7 @@
 //! amounts decimal text, block numbers, job ids and unix times `BIGINT`.
 
 mod api;
+pub mod batch;
 pub mod chain;
 pub mod jobs;
 pub mod outbox;
