@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alloy::primitives::B256;
 use alloy::signers::local::PrivateKeySigner;
 use attesta_sdk::relay::{
-    ApiError, AttestationAccepted, AttestationSubmission, Heartbeat, NodeHello, RequestAuth,
-    WorkBatch,
+    ApiError, AttestationAccepted, AttestationSubmission, BatchProposals, BatchSignatureAccepted,
+    BatchSignatureSubmission, Heartbeat, NodeHello, RequestAuth, WorkBatch,
 };
 use rand::Rng;
 use reqwest::{Method, StatusCode, Url};
@@ -211,6 +211,39 @@ impl RelayClient {
                 &body,
                 self.timeout,
                 Until::Deadline(deadline),
+                None,
+            )
+            .await?;
+        decode(&bytes)
+    }
+
+    /// `GET /v1/nodes/batches?wait=SECS`, retried until shutdown.
+    pub(crate) async fn batches(
+        &self,
+        wait: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<BatchProposals, RelayError> {
+        let path = format!("/v1/nodes/batches?wait={}", wait.as_secs());
+        let bytes = self
+            .retrying(Method::GET, &path, b"", wait + self.timeout, Until::Shutdown, Some(shutdown))
+            .await?;
+        decode(&bytes)
+    }
+
+    /// `POST /v1/nodes/batch-attestations`, retried for up to ten minutes (a proposal that
+    /// waits longer is dropped by the relayer anyway).
+    pub(crate) async fn submit_batch(
+        &self,
+        submission: &BatchSignatureSubmission,
+    ) -> Result<BatchSignatureAccepted, RelayError> {
+        let body = json(submission)?;
+        let bytes = self
+            .retrying(
+                Method::POST,
+                "/v1/nodes/batch-attestations",
+                &body,
+                self.timeout,
+                Until::Deadline(unix_now() + 600),
                 None,
             )
             .await?;

@@ -15,6 +15,7 @@
 //! | `request_timeout_secs` | `ATTESTA_REQUEST_TIMEOUT_SECS` | 30 |
 //! | `max_backoff_secs` | `ATTESTA_MAX_BACKOFF_SECS` | 30 |
 //! | `metrics_addr` | `ATTESTA_METRICS_ADDR` (or `--metrics-addr`) | none (counters go to the log) |
+//! | `rpc_url` | `ATTESTA_RPC_URL` | none: no batch signing (see [`super::batch`]) |
 //! | `allow_degraded_sandbox` | (`--allow-degraded-sandbox`) | false |
 //! | `[limits]` | | [`Limits::default`] |
 //!
@@ -144,6 +145,9 @@ pub struct NodeConfig {
     pub max_backoff_secs: Option<u64>,
     /// Serve Prometheus metrics at `http://ADDR/metrics`.
     pub metrics_addr: Option<SocketAddr>,
+    /// JSON-RPC endpoint of the deployment's chain (http(s)). With it the node signs batch
+    /// proposals after checking each job on-chain; without it, it signs none.
+    pub rpc_url: Option<String>,
     /// Run jobs even if the kernel lacks sandbox features (weaker isolation; loudly logged).
     pub allow_degraded_sandbox: bool,
     /// Sandbox limits of each job.
@@ -196,6 +200,9 @@ impl NodeConfig {
         if let Some(v) = get("ATTESTA_DEPLOYMENT") {
             self.deployment = Some(v.into());
         }
+        if let Some(v) = get("ATTESTA_RPC_URL") {
+            self.rpc_url = Some(v);
+        }
         if let Some(v) = get("ATTESTA_DATA_DIR") {
             self.data_dir = Some(v.into());
         }
@@ -246,6 +253,24 @@ impl NodeConfig {
                 problem: format!("{url:?} must start with http:// or https://"),
             });
         }
+        let rpc_url = match self.rpc_url.as_deref() {
+            None => None,
+            Some(url) => {
+                let parsed: reqwest::Url = url.parse().map_err(|e| ConfigError::Invalid {
+                    key: "rpc_url",
+                    problem: format!(
+                        "{url:?} is not a URL ({e}): write e.g. \"http://127.0.0.1:8545\""
+                    ),
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(ConfigError::Invalid {
+                        key: "rpc_url",
+                        problem: format!("{url:?} must start with http:// or https://"),
+                    });
+                }
+                Some(parsed)
+            }
+        };
         let data_dir = self
             .data_dir
             .clone()
@@ -302,6 +327,7 @@ impl NodeConfig {
             request_timeout: secs("request_timeout_secs", self.request_timeout_secs, 30, 3600)?,
             max_backoff: secs("max_backoff_secs", self.max_backoff_secs, 30, 3600)?,
             metrics_addr: self.metrics_addr,
+            rpc_url,
             allow_degraded_sandbox: self.allow_degraded_sandbox,
             limits,
             worker: None,
@@ -330,6 +356,8 @@ pub struct Settings {
     pub max_backoff: Duration,
     /// Serve Prometheus metrics here.
     pub metrics_addr: Option<SocketAddr>,
+    /// The chain endpoint batch proposals are checked against; `None`: no batch signing.
+    pub rpc_url: Option<reqwest::Url>,
     /// Run jobs in a degraded sandbox when the kernel lacks features.
     pub allow_degraded_sandbox: bool,
     /// Sandbox limits of each job.

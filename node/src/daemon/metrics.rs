@@ -54,6 +54,11 @@ pub struct Metrics {
     pub heartbeat_failures: Counter,
     /// Jobs running now (a gauge).
     pub running: Counter,
+    /// Batch proposals signed and accepted by the relayer.
+    pub batches_signed: Counter,
+    /// Batch proposals refused (an entry not run here, another result, a chain mismatch) or
+    /// whose signature the relayer did not take.
+    pub batches_refused: Counter,
 }
 
 /// Marks a job as running until dropped.
@@ -73,7 +78,7 @@ impl Drop for RunningGuard<'_> {
 }
 
 impl Metrics {
-    fn all(&self) -> [(&'static str, &'static str, &'static str, u64); 13] {
+    fn all(&self) -> [(&'static str, &'static str, &'static str, u64); 15] {
         [
             (
                 "node_registrations_total",
@@ -138,6 +143,18 @@ impl Metrics {
                 self.heartbeat_failures.get(),
             ),
             ("node_jobs_running", "gauge", "Jobs running now.", self.running.get()),
+            (
+                "node_batches_signed_total",
+                "counter",
+                "Batch proposals signed and accepted by the relayer.",
+                self.batches_signed.get(),
+            ),
+            (
+                "node_batches_refused_total",
+                "counter",
+                "Batch proposals refused (not run here, another result, chain mismatch) or not accepted.",
+                self.batches_refused.get(),
+            ),
         ]
     }
 
@@ -161,6 +178,8 @@ impl Metrics {
             blobs_refused = self.blobs_refused.get(),
             rejected = self.attestations_rejected.get(),
             retries = self.retries.get(),
+            batches_signed = self.batches_signed.get(),
+            batches_refused = self.batches_refused.get(),
             "node counters"
         );
     }

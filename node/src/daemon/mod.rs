@@ -11,6 +11,10 @@
 //!    signs an [`Attestation`] in the deployment's EIP-712 domain and posts it with the output
 //!    to `POST /v1/nodes/attestations`.
 //! 4. `POST /v1/nodes/heartbeat` every interval, with the counters logged alongside.
+//! 5. With `rpc_url` set, long-poll `GET /v1/nodes/batches` and sign the batch proposals whose
+//!    every entry is a job this node ran with that result and that the chain names with the
+//!    model and input the node ran ([`batch`]); post the signature to
+//!    `POST /v1/nodes/batch-attestations`.
 //!
 //! Every request is signed ([`attesta_sdk::relay::RequestAuth`]) afresh on each attempt.
 //! Unreachable or busy relayers (transport errors, 5xx, 429) are retried with capped
@@ -25,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
+use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use attesta_sdk::relay::{
@@ -37,6 +42,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::sandbox::{self, Policy, SandboxError};
 
+pub mod batch;
 pub mod cache;
 pub mod client;
 pub mod config;
@@ -74,6 +80,16 @@ pub enum DaemonError {
     /// The HTTP client cannot be built.
     #[error("cannot set up the relayer client: {0}")]
     Client(#[source] RelayError),
+    /// The chain endpoint for batch checks cannot be used.
+    #[error(
+        "rpc_url {url}: {message}; fix rpc_url or leave it out (the node then signs no batches)"
+    )]
+    Chain {
+        /// The endpoint.
+        url: String,
+        /// What failed.
+        message: String,
+    },
     /// The metrics endpoint cannot listen.
     #[error("cannot serve metrics on {addr}: {source}; pick a free --metrics-addr")]
     Metrics {
@@ -165,6 +181,7 @@ pub struct Daemon {
     settings: Settings,
     signer: PrivateKeySigner,
     domain: Eip712Domain,
+    chain_id: u64,
     metrics: Arc<Metrics>,
 }
 
@@ -180,6 +197,8 @@ struct Context {
     jobs_dir: PathBuf,
     /// What this node's attestations commit to (see [`crate::runtime::runtime_id_for`]).
     runtime_id: B256,
+    /// The results this node signed, for judging batch proposals.
+    results: batch::Results,
 }
 
 impl Daemon {
@@ -189,6 +208,7 @@ impl Daemon {
             settings,
             signer,
             domain: deployment.attestation_domain(),
+            chain_id: deployment.chain_id,
             metrics: Arc::new(Metrics::default()),
         }
     }
@@ -202,7 +222,16 @@ impl Daemon {
     /// out). Returns an error only for what the operator must fix: an unusable data dir or
     /// metrics address, or a relayer that refuses the registration.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), DaemonError> {
-        let Self { settings, signer, domain, metrics } = self;
+        let Self { settings, signer, domain, chain_id, metrics } = self;
+        let chain = match &settings.rpc_url {
+            Some(url) => Some(connect_chain(url, chain_id).await?),
+            None => {
+                info!(
+                    "no rpc_url: this node signs no batch proposals (its jobs settle one by one)"
+                );
+                None
+            }
+        };
         let data_dir = prepare_data_dir(&settings.data_dir)?;
         let jobs_dir = data_dir.join("jobs");
         // Scratch dirs of a previous run are leftovers of jobs that will not be resumed.
@@ -279,8 +308,11 @@ impl Daemon {
             cache,
             jobs_dir,
             runtime_id,
+            results: batch::Results::default(),
         });
         let heartbeat = tokio::spawn(heartbeats(ctx.clone(), shutdown.clone()));
+        let batches = chain
+            .map(|chain| tokio::spawn(batch::batch_loop(ctx.clone(), chain, shutdown.clone())));
         let mut tasks = poll_loop(&ctx, &shutdown).await;
 
         let grace = ctx.settings.shutdown_grace;
@@ -295,6 +327,9 @@ impl Daemon {
             while tasks.join_next().await.is_some() {}
         }
         let _ = heartbeat.await;
+        if let Some(task) = batches {
+            let _ = task.await;
+        }
         if let Some(task) = metrics_task {
             let _ = task.await;
         }
@@ -480,6 +515,16 @@ async fn process(ctx: &Context, item: &WorkItem) -> Result<AttestationAccepted, 
         return fault.act(ctx, item, attestation, output.canonical).await;
     }
     let signed = attestation.sign(&ctx.signer, &ctx.domain)?;
+    // Remembered before submitting: a batch proposal can only hold results this node signed.
+    ctx.results.insert(
+        item.job_id,
+        batch::OwnResult {
+            model_id: item.model_id,
+            input_hash: item.input_hash,
+            result_hash,
+            runtime_id: ctx.runtime_id,
+        },
+    );
     let submission = AttestationSubmission { attestation: signed, output: output.canonical.into() };
     ctx.client.submit(&submission, item.deadline).await.map_err(JobError::Submit)
 }
@@ -537,6 +582,21 @@ async fn heartbeats(ctx: Arc<Context>, shutdown: Shutdown) {
         }
         ctx.metrics.log();
     }
+}
+
+/// A read-only provider for `url`, checked to serve the deployment's chain.
+async fn connect_chain(url: &reqwest::Url, chain_id: u64) -> Result<DynProvider, DaemonError> {
+    use alloy::providers::{Provider as _, ProviderBuilder};
+    let err = |message: String| DaemonError::Chain { url: url.to_string(), message };
+    let provider = ProviderBuilder::new().connect_http(url.clone()).erased();
+    let served =
+        provider.get_chain_id().await.map_err(|e| err(format!("eth_chainId failed: {e}")))?;
+    if served != chain_id {
+        return Err(err(format!(
+            "it serves chain {served}, but the deployment file is for chain {chain_id}"
+        )));
+    }
+    Ok(provider)
 }
 
 /// Creates the data dir if needed and returns its absolute path (the sandbox needs absolute
