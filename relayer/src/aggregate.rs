@@ -310,13 +310,26 @@ impl Aggregator {
             self.outbox_changed();
             return Err(AttestError::Equivocation { job_id: job_text, signer });
         }
-        if job.status != "open" {
+        // With batching, a job at quorum still takes attestations until it is placed in a
+        // proposal: more signers of each job make larger batches possible (a batch needs M
+        // signers common to every entry).
+        let waiting_for_batch = self.batching
+            && job.status == "settling"
+            && Store::ready_unassigned(&mut tx, job_id).await?;
+        if job.status != "open" && !waiting_for_batch {
             return Err(AttestError::JobNotOpen { job_id: job_text, status: job.status });
         }
         if (self.clock)() > job.deadline {
             return Err(AttestError::DeadlinePassed { job_id: job_text, deadline: job.deadline });
         }
         Store::insert_attestation(&mut tx, job_id, &mine, &submission.output).await?;
+        if waiting_for_batch {
+            tx.commit().await?;
+            metrics::counter!("relayer_attestations_total").increment(1);
+            let mut stored = stored;
+            stored.push(mine.clone());
+            return Ok(self.tally(&stored, &mine));
+        }
         let mut stored = stored;
         stored.push(mine.clone());
         let accepted = self.tally(&stored, &mine);

@@ -60,6 +60,18 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Whether the job waits in `batch_ready` without a proposal (it still takes attestations).
+    pub(crate) async fn ready_unassigned(
+        conn: &mut AnyConnection,
+        job_id: i64,
+    ) -> Result<bool, Error> {
+        let row = sqlx::query("SELECT 1 FROM batch_ready WHERE job_id = $1 AND proposal IS NULL")
+            .bind(job_id)
+            .fetch_optional(conn)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Ready jobs that no live proposal holds, oldest first.
     pub(crate) async fn unassigned_ready(&self, limit: i64) -> Result<Vec<ReadyJob>, Error> {
         let rows = sqlx::query(

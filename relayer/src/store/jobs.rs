@@ -156,7 +156,8 @@ impl Store {
         }
     }
 
-    /// `GET /v1/nodes/work`: open jobs whose deadline has not passed at `now` and that
+    /// `GET /v1/nodes/work`: open jobs (and, with batching, jobs at quorum still waiting for
+    /// a batch proposal) whose deadline has not passed at `now` and that
     /// `signer` has not attested, oldest first; each carries the escrow's `max_output_bytes`.
     pub async fn open_work(
         &self,
@@ -167,7 +168,9 @@ impl Store {
     ) -> Result<Vec<WorkItem>, Error> {
         let rows = sqlx::query(
             "SELECT job_id, model_id, input_hash, deadline FROM jobs j \
-             WHERE status = 'open' AND deadline >= $1 AND NOT EXISTS \
+             WHERE (status = 'open' OR (status = 'settling' AND EXISTS (SELECT 1 FROM \
+             batch_ready r WHERE r.job_id = j.job_id AND r.proposal IS NULL))) \
+             AND deadline >= $1 AND NOT EXISTS \
              (SELECT 1 FROM attestations a WHERE a.job_id = j.job_id AND a.signer = $2) \
              ORDER BY job_id LIMIT $3",
         )

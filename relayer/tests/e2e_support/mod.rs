@@ -116,6 +116,13 @@ impl Relayer {
         }
     }
 
+    /// Appends TOML (e.g. a `[batch]` section) to the relayer's configuration file.
+    pub fn append_config(&self, toml: &str) {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new().append(true).open(&self.config).unwrap();
+        writeln!(file, "\n{toml}").unwrap();
+    }
+
     pub async fn start(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_attesta-relayer"))
@@ -164,6 +171,8 @@ pub struct Network {
     pub fee: U256,
     pub model: B256,
     pub rng: StdRng,
+    /// `rpc_url` written into node configs (nodes then sign batch proposals).
+    pub node_rpc_url: Option<String>,
 }
 
 impl Network {
@@ -213,6 +222,7 @@ impl Network {
             fee,
             model,
             rng: StdRng::seed_from_u64(seed),
+            node_rpc_url: None,
         }
     }
 
@@ -241,10 +251,14 @@ impl Network {
             format!(
                 "relayer_url = \"{relayer_url}\"\ndeployment = \"{}\"\ndata_dir = \"{}\"\n\
                  keystore = \"{}\"\nmax_concurrent_jobs = 2\nheartbeat_interval_secs = 2\n\
-                 poll_wait_secs = 1\nmax_backoff_secs = 1\nshutdown_grace_secs = 1\n",
+                 poll_wait_secs = 1\nmax_backoff_secs = 1\nshutdown_grace_secs = 1\n{}",
                 self.deployment.display(),
                 home.join("data").display(),
-                keystore.display()
+                keystore.display(),
+                self.node_rpc_url
+                    .as_ref()
+                    .map(|u| format!("rpc_url = \"{u}\"\n"))
+                    .unwrap_or_default()
             ),
         )
         .unwrap();
