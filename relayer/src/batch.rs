@@ -160,6 +160,9 @@ impl From<sqlx::Error> for BatchError {
     }
 }
 
+/// `(jobId, resultHash)` entries of a batch being formed.
+type Entries = Vec<(i64, B256)>;
+
 /// What one [`Batcher::tick`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchReport {
@@ -431,7 +434,7 @@ impl Batcher {
             jobs.sort_by_key(|j| j.job_id);
             // Greedy: a job joins the current batch while at least M signers attested every
             // entry with its result (they are who can sign the batch).
-            let mut batches: Vec<(Vec<(i64, B256)>, Vec<Address>)> = Vec::new();
+            let mut batches: Vec<(Entries, Vec<Address>)> = Vec::new();
             for job in jobs {
                 let signers =
                     self.agreeing(&mut tx, job.job_id, job.result_hash, runtime_id).await?;
