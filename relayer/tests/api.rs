@@ -631,6 +631,8 @@ async fn blobs_round_trip_by_hash_and_corrupt_rows_are_never_served() {
         ("get", "/v1/nodes/work"),
         ("post", "/v1/nodes/attestations"),
         ("post", "/v1/nodes/heartbeat"),
+        ("get", "/v1/nodes/batches"),
+        ("post", "/v1/nodes/batch-attestations"),
         ("get", "/healthz"),
         ("get", "/metrics"),
         ("get", "/openapi.json"),
