@@ -136,14 +136,11 @@ fn verify() {
 /// (pre-signed with explicit nonces, so filling takes seconds); returns the job ids.
 async fn create_jobs(devnet: &Devnet, n: usize, model: B256) -> Vec<U256> {
     let inputs: Vec<B256> = (0..n).map(|i| keccak256((i as u64).to_be_bytes())).collect();
-    devnet.provider.anvil_set_auto_mine(false).await.unwrap();
-    let ids = send_jobs(devnet, &inputs, model, true).await;
-    devnet.provider.anvil_set_auto_mine(true).await.unwrap();
-    ids
+    send_jobs(devnet, &inputs, model, true).await
 }
 
-/// Sends one pre-signed `createJob` per input; with `mine`, mines a block after every 1,000
-/// (automine off), else leaves them to the chain's block time. Returns the job ids once mined.
+/// Sends one pre-signed `createJob` per input; with `mine`, turns automine off and mines a block
+/// after every 1,000, else leaves them to the chain's block time. Returns the job ids once mined.
 async fn send_jobs(devnet: &Devnet, inputs: &[B256], model: B256, mine: bool) -> Vec<U256> {
     let n = inputs.len();
     let provider = &devnet.provider;
@@ -165,6 +162,9 @@ async fn send_jobs(devnet: &Devnet, inputs: &[B256], model: B256, mine: bool) ->
     let chain_id = provider.get_chain_id().await.unwrap();
     let deadline = U256::from(devnet.now().await + 80_000);
     let wallet = EthereumWallet::from(client);
+    if mine {
+        provider.anvil_set_auto_mine(false).await.unwrap();
+    }
     let mut last = B256::ZERO;
     for (i, input) in inputs.iter().enumerate() {
         let call = JobEscrow::createJobCall { modelId: model, inputHash: *input, fee, deadline };
@@ -184,6 +184,9 @@ async fn send_jobs(devnet: &Devnet, inputs: &[B256], model: B256, mine: bool) ->
     }
     while provider.get_transaction_receipt(last).await.unwrap().is_none() {
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if mine {
+        provider.anvil_set_auto_mine(true).await.unwrap();
     }
     let count = escrow.jobCount().call().await.unwrap();
     assert_eq!(count + U256::from(1) - first_id, U256::from(n), "every createJob mined");

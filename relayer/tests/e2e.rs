@@ -213,18 +213,28 @@ async fn faults_on_sqlite() {
     }
     net.until_all(&served, |s| s == JobStatus::Settled, "settled").await;
 
-    // Phase 2, node 3 returns wrong results: the three honest nodes still settle every job.
+    // Phase 2, node 3 returns wrong results. Node 2 waits until they are recorded, so they are
+    // in the tally when the job settles: they are never counted and never paid.
+    net.stop_node(2).await;
     net.start_node(3, &relayer.url.clone(), Behaviour::WrongResult);
     let wrong = net.jobs(&relay, 3, 100.0).await;
+    for job in &wrong {
+        wait("node 3's wrong result recorded", || async {
+            let view = relay.job(*job).await.ok().flatten();
+            view.is_some_and(|v| v.attestations.len() == 2)
+        })
+        .await;
+    }
+    net.start_node(2, &relayer.url.clone(), Behaviour::Honest);
     net.until_all(&wrong, |s| s == JobStatus::Settled, "settled").await;
     served.extend(&wrong);
 
-    // Phase 3, node 3 equivocates: its contradiction is evidence, and it is slashed.
+    // Phase 3, node 3 equivocates (a wrong result, then the real one): the contradiction is
+    // evidence, and it is slashed and jailed before node 2 returns and the jobs settle.
     net.stop_node(3).await;
+    net.stop_node(2).await;
     net.start_node(3, &relayer.url.clone(), Behaviour::Equivocate);
     let equivocated = net.jobs(&relay, 3, 200.0).await;
-    net.until_all(&equivocated, |s| s == JobStatus::Settled, "settled").await;
-    served.extend(&equivocated);
     let registry =
         StakingRegistry::new(net.devnet.deployment.staking_registry, &net.devnet.provider);
     let operator3 = net.operators[3].account.address();
@@ -233,6 +243,9 @@ async fn faults_on_sqlite() {
         op.jailed && !op.active
     })
     .await;
+    net.start_node(2, &relayer.url.clone(), Behaviour::Honest);
+    net.until_all(&equivocated, |s| s == JobStatus::Settled, "settled").await;
+    served.extend(&equivocated);
 
     // Release every settled job and refund the unserved one (the relayer's duties).
     net.skip_challenge_window().await;

@@ -69,6 +69,17 @@ impl Store {
             // One writer at a time is SQLite's model; a single connection also makes
             // `sqlite::memory:` one database rather than one per connection.
             options = options.max_connections(1);
+            // Write-ahead log with `synchronous = NORMAL`: a commit is an append, not a journal
+            // file created, synced and deleted. It survives a killed process (R1, R2); after a
+            // power loss the last commits may be gone, which the outbox recovers from (a nonce
+            // used on chain but missing here is resynced, R10; a duty done twice is a no-op, R13).
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").await?;
+                    Ok(())
+                })
+            });
         } else {
             options = options.max_connections(16);
         }

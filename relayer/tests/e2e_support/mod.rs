@@ -92,6 +92,8 @@ impl Relayer {
         key: PrivateKeySigner,
     ) -> Self {
         let port = free_port();
+        // Every process here shares 127.0.0.1, so the per-address rate limit (tested in
+        // tests/api.rs) would throttle the nodes and the client as one: lift it.
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(
             &config,
@@ -99,7 +101,8 @@ impl Relayer {
                 "database_url = \"{database_url}\"\n\n[chain]\nrpc_url = \"{rpc_url}\"\n\
                  deployment = \"{}\"\nconfirmations = 2\npoll_interval_ms = 200\nstart_block = 0\n\
                  rpc_timeout_ms = 3000\n\n[duties]\ninterval_ms = 300\nrefund_expired = true\n\n\
-                 [api]\nlisten = \"127.0.0.1:{port}\"\n\n[tx]\nconfirmations = 2\n\
+                 [api]\nlisten = \"127.0.0.1:{port}\"\nrate_limit_burst = 100000\n\
+                 rate_limit_per_second = 100000\n\n[tx]\nconfirmations = 2\n\
                  poll_interval_ms = 200\n",
                 deployment.display()
             ),
