@@ -20,6 +20,7 @@ use axum::{
 };
 use serde::Serialize;
 use std::time::Duration;
+use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 fn parse_hash(text: &str) -> Result<B256, ApiFailure> {
@@ -192,33 +193,16 @@ pub(crate) async fn work(
     NodeSigner(signer): NodeSigner,
     RawQuery(query): RawQuery,
 ) -> Result<Json<WorkBatch>, ApiFailure> {
-    let mut wait = 0u64;
-    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        if let Some(value) = pair.strip_prefix("wait=") {
-            wait = value.parse().map_err(|_| {
-                ApiFailure::bad_request(format!("wait={value:?} is not a number of seconds"))
-            })?;
-        }
-    }
-    let wait = Duration::from_secs(wait.min(shared.config.long_poll_max_secs));
-    let deadline = tokio::time::Instant::now() + wait;
+    let wait = wait_query(query.as_deref(), shared.config.long_poll_max_secs)?;
     let state = &shared.state;
-    loop {
-        // Registered before the query so a notification between query and wait is not lost.
-        let notified = state.work_notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
+    let jobs = long_poll(&state.work_notify, wait, || async {
         let now = (state.clock)();
         let limit = shared.config.work_batch_limit;
         let max_output = state.active_set.max_output_bytes();
-        let jobs = state.store.open_work(signer, now, limit, max_output).await?;
-        if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(WorkBatch { jobs }));
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Ok(Json(WorkBatch::default()));
-        }
-    }
+        Ok(state.store.open_work(signer, now, limit, max_output).await?)
+    })
+    .await?;
+    Ok(Json(WorkBatch { jobs }))
 }
 
 /// Submits a signed attestation and the output it commits to.
@@ -264,24 +248,15 @@ pub(crate) async fn batches(
     RawQuery(query): RawQuery,
 ) -> Result<Json<BatchProposals>, ApiFailure> {
     let wait = wait_query(query.as_deref(), shared.config.long_poll_max_secs)?;
-    let deadline = tokio::time::Instant::now() + wait;
     let state = &shared.state;
-    loop {
-        let notified = state.batch_notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let proposals = if state.batcher.is_some() {
-            state.store.open_proposals_for(signer, shared.config.work_batch_limit).await?
-        } else {
-            Vec::new()
-        };
-        if !proposals.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(BatchProposals { proposals }));
+    let proposals = long_poll(&state.batch_notify, wait, || async {
+        if state.batcher.is_none() {
+            return Ok(Vec::new());
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Ok(Json(BatchProposals::default()));
-        }
-    }
+        Ok(state.store.open_proposals_for(signer, shared.config.work_batch_limit).await?)
+    })
+    .await?;
+    Ok(Json(BatchProposals { proposals }))
 }
 
 /// Submits a node's signature over a batch proposal's `BatchAttestation(root, runtimeId)`.
@@ -323,6 +298,33 @@ pub(crate) async fn batch_attest(
             .increment(1);
         ApiFailure::new(status, e.code(), e.to_string())
     })
+}
+
+/// Answers as soon as `query` finds something, or with nothing once `wait` has run out;
+/// `notify` wakes it when something may have changed. The notification is registered before
+/// each query, so one arriving between the query and the wait is not lost.
+async fn long_poll<T, F, Fut>(
+    notify: &Notify,
+    wait: Duration,
+    mut query: F,
+) -> Result<Vec<T>, ApiFailure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, ApiFailure>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let found = query().await?;
+        if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(found);
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(Vec::new());
+        }
+    }
 }
 
 fn wait_query(query: Option<&str>, max: u64) -> Result<Duration, ApiFailure> {
