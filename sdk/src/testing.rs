@@ -16,7 +16,11 @@ use std::{
     fs::File,
     path::{Path, PathBuf},
     process::Command,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 /// The runtime id the test deployments allow.
@@ -48,6 +52,7 @@ pub struct Devnet {
     pub deployment: Deployment,
     /// One provider that can sign for every anvil account (pick one with `.from(..)`).
     pub provider: DynProvider,
+    _watchdog: MiningWatchdog,
 }
 
 /// An operator account and its (separate) signing key.
@@ -66,6 +71,7 @@ impl Devnet {
     /// Like [`Devnet::spawn`], with extra anvil arguments (e.g. `--block-time 1`).
     pub async fn spawn_with(anvil_args: &[&str]) -> Self {
         let anvil = Anvil::at(foundry_bin("anvil")).args(anvil_args).spawn();
+        let watchdog = MiningWatchdog::start(anvil.endpoint_url());
         let deployment = deploy(&anvil.endpoint());
         let keys: Vec<PrivateKeySigner> = (0..ACCOUNTS).map(|i| test_key(&anvil, i)).collect();
         let mut wallet = EthereumWallet::from(keys[0].clone());
@@ -86,7 +92,7 @@ impl Devnet {
         for key in &keys[1..] {
             provider.anvil_set_balance(key.address(), ether * U256::from(1000)).await.unwrap();
         }
-        Self { anvil, deployment, provider }
+        Self { anvil, deployment, provider, _watchdog: watchdog }
     }
 
     /// Test account `index` as a local signer (0 is the deployer).
@@ -138,6 +144,13 @@ impl Devnet {
         ops
     }
 
+    /// Lets jobs settle under `runtime_id` (the deployer holds the admin role).
+    pub async fn allow_runtime(&self, runtime_id: B256) -> Result<(), crate::Error> {
+        let escrow = crate::bindings::JobEscrow::new(self.deployment.job_escrow, &self.provider);
+        crate::client::send(escrow.setRuntimeAllowed(runtime_id, true), self.admin()).await?;
+        Ok(())
+    }
+
     /// Moves the chain's clock forward by `seconds` and mines a block.
     pub async fn advance(&self, seconds: u64) {
         self.provider.anvil_increase_time(seconds).await.unwrap();
@@ -149,6 +162,64 @@ impl Devnet {
         use alloy::eips::BlockNumberOrTag;
         let block = self.provider.get_block_by_number(BlockNumberOrTag::Latest).await.unwrap();
         block.unwrap().header.timestamp
+    }
+}
+
+/// Works around anvil's automine occasionally leaving ready transactions in its pool unmined
+/// (foundry-rs/foundry#10122; seen here as a test or `forge script` waiting forever for a receipt
+/// on a loaded machine): while automine is on, a pool that holds pending transactions on three
+/// polls in a row (over a second; automine takes milliseconds) gets a block mined. Inert when a
+/// test turns automine off or mines on an interval, so stuck-transaction tests keep their stuck
+/// transactions. Runs on its own thread because `deploy` blocks the test's runtime.
+struct MiningWatchdog {
+    stop: Arc<AtomicBool>,
+}
+
+impl MiningWatchdog {
+    fn start(url: reqwest::Url) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let provider = ProviderBuilder::new().connect_http(url);
+                let mut stuck_polls = 0;
+                while !flag.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    let pending = match provider.anvil_get_auto_mine().await {
+                        Ok(true) => provider
+                            .raw_request::<_, serde_json::Value>("txpool_status".into(), ())
+                            .await
+                            .ok()
+                            .and_then(|s| s["pending"].as_str().map(str::to_owned))
+                            .and_then(|hex| {
+                                u64::from_str_radix(hex.trim_start_matches("0x"), 16).ok()
+                            })
+                            .unwrap_or(0),
+                        _ => 0,
+                    };
+                    stuck_polls = if pending > 0 { stuck_polls + 1 } else { 0 };
+                    if stuck_polls >= 3 {
+                        tracing::warn!(
+                            pending,
+                            "devnet watchdog: anvil's automine left ready transactions unmined \
+                             for over a second (foundry-rs/foundry#10122); mining a block"
+                        );
+                        let _ = provider.evm_mine(None).await;
+                        stuck_polls = 0;
+                    }
+                }
+            });
+        });
+        Self { stop }
+    }
+}
+
+impl Drop for MiningWatchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

@@ -198,15 +198,7 @@ async fn demo(args: &Args, network: &mut Network) -> DemoResult<()> {
             .await
             .map_err(|e| e.to_string())?;
     let runtime_id = node_runtime_id(&bin).await?;
-    escrow
-        .setRuntimeAllowed(runtime_id, true)
-        .from(net.admin())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .get_receipt()
-        .await
-        .map_err(|e| e.to_string())?;
+    net.allow_runtime(runtime_id).await.map_err(|e| e.to_string())?;
     out(&format!("    M = {threshold} of N = {NODES}; runtime {runtime_id}"));
 
     step(3, "starting the relayer (SQLite) and the nodes");

@@ -197,15 +197,7 @@ impl Network {
         let runtime = std::process::Command::new(node_bin()).arg("runtime-id").output().unwrap();
         let runtime: B256 = String::from_utf8_lossy(&runtime.stdout).trim().parse().unwrap();
         let escrow = JobEscrow::new(devnet.deployment.job_escrow, &devnet.provider);
-        escrow
-            .setRuntimeAllowed(runtime, true)
-            .from(devnet.admin())
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        devnet.allow_runtime(runtime).await.unwrap();
         let fee = U256::from(escrow.config().call().await.unwrap().minFee) * U256::from(10);
         let client_key = devnet.key(CLIENT);
         devnet.mint(client_key.address(), fee * U256::from(100)).await;
