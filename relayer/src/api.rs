@@ -477,6 +477,7 @@ mod tests {
                     runtime_id: h,
                     models: vec![h],
                     version: "1".into(),
+                    signs_batches: true,
                 }),
             ),
             (

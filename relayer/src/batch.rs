@@ -13,8 +13,9 @@
 //!    those jobs already hold M single attestations, so batching never costs liveness;
 //! 3. forms proposals from the pool, per runtime id, once `max_jobs` are waiting or the oldest
 //!    has waited `max_wait_ms`. A proposal only holds jobs that at least M active signers
-//!    attested with the same results (the signers a proposal is offered to); a group of one,
-//!    and a job whose deadline is too close for a signing round, settle alone with `settle`.
+//!    whose nodes sign batches (`NodeHello::signs_batches`) attested with the same results
+//!    (the signers a proposal is offered to); a job with fewer such signers settles alone at
+//!    once, as do a group of one and a job whose deadline is too close for a signing round.
 //!
 //! Every step is one database transaction (the proposal or drop with the outbox entries it
 //! causes), and a root is proposed at most once, so a crash or restart neither loses a job nor
@@ -34,7 +35,11 @@ use attesta_sdk::{
     relay::{BatchSignatureAccepted, BatchSignatureSubmission},
 };
 use serde::Deserialize;
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 use tokio::sync::{Notify, watch};
 
 /// `[batch]` section of the relayer's configuration.
@@ -409,6 +414,7 @@ impl Batcher {
         let margin = self.config.deadline_margin_secs + self.config.sign_timeout_ms / 1000;
         let mut groups: BTreeMap<B256, Vec<_>> = BTreeMap::new();
         let mut tx = self.store.pool().begin().await?;
+        let capable = Store::batch_signers(&mut tx).await?;
         for job in ready {
             if job.status != "settling" {
                 // Settled (or refunded) meanwhile: nothing left to do for it here.
@@ -423,21 +429,30 @@ impl Batcher {
                 );
                 continue;
             }
-            groups.entry(job.runtime_id).or_default().push(job);
+            // Only nodes that sign batches can sign this job's batch: with fewer than M of them
+            // among its signers, waiting for one would only delay the job.
+            let signers = self
+                .agreeing(&mut tx, job.job_id, job.result_hash, job.runtime_id, &capable)
+                .await?;
+            if signers.len() < threshold {
+                report.single += usize::from(
+                    self.settle_alone(&mut tx, job.job_id, job.result_hash, job.runtime_id).await?,
+                );
+                continue;
+            }
+            groups.entry(job.runtime_id).or_default().push((job, signers));
         }
         let max_wait = i64::try_from(self.config.max_wait_ms).unwrap_or(i64::MAX);
         for (runtime_id, mut jobs) in groups {
-            let oldest = jobs.iter().map(|j| j.ready_at_ms).min().unwrap_or(now_ms);
+            let oldest = jobs.iter().map(|(j, _)| j.ready_at_ms).min().unwrap_or(now_ms);
             if jobs.len() < self.config.max_jobs && oldest.saturating_add(max_wait) > now_ms {
                 continue;
             }
-            jobs.sort_by_key(|j| j.job_id);
+            jobs.sort_by_key(|(j, _)| j.job_id);
             // Greedy: a job joins the current batch while at least M signers attested every
             // entry with its result (they are who can sign the batch).
             let mut batches: Vec<(Entries, Vec<Address>)> = Vec::new();
-            for job in jobs {
-                let signers =
-                    self.agreeing(&mut tx, job.job_id, job.result_hash, runtime_id).await?;
+            for (job, signers) in jobs {
                 if let Some((entries, common)) = batches.last_mut() {
                     let joined: Vec<Address> =
                         common.iter().copied().filter(|s| signers.contains(s)).collect();
@@ -488,13 +503,14 @@ impl Batcher {
         job_id: i64,
         result_hash: B256,
         runtime_id: B256,
+        capable: &HashSet<Address>,
     ) -> Result<Vec<Address>, Error> {
         Ok(Store::attestations(conn, job_id)
             .await?
             .into_iter()
             .filter(|a| a.result_hash == result_hash && a.runtime_id == runtime_id)
             .map(|a| a.signer)
-            .filter(|s| self.active.contains(*s))
+            .filter(|s| self.active.contains(*s) && capable.contains(s))
             .collect())
     }
 

@@ -145,6 +145,7 @@ fn hello() -> Vec<u8> {
         runtime_id: attesta_sdk::testing::test_runtime_id(),
         models: vec![],
         version: "test".into(),
+        signs_batches: false,
     })
     .unwrap()
 }

@@ -29,7 +29,7 @@ use attesta_relayer::{
 use attesta_sdk::{
     Attestation, BatchAttestation,
     bindings::JobEscrow,
-    relay::{AttestationSubmission, BatchSignatureSubmission, RelayJobStatus},
+    relay::{AttestationSubmission, BatchSignatureSubmission, NodeHello, RelayJobStatus},
     testing::{Devnet, TestOperator, test_runtime_id},
 };
 use core_support::{catch_up, create_job, model_id, reader, watcher_config};
@@ -72,6 +72,15 @@ async fn setup(jobs: usize, postgres: bool) -> Option<Setup> {
     let mut watcher =
         Watcher::new(store.clone(), provider, devnet.deployment.clone(), watcher_config(0));
     catch_up(&mut watcher).await;
+    for op in &ops {
+        let hello = NodeHello {
+            runtime_id: test_runtime_id(),
+            models: vec![],
+            version: "test".into(),
+            signs_batches: true,
+        };
+        store.register_node(op.signer.address(), &hello, 1).await.unwrap();
+    }
     let agg = Aggregator::new(store.clone(), active.clone()).with_batching(true);
     let config = BatchConfig { enabled: true, max_jobs: 8, ..BatchConfig::default() };
     let batcher = Batcher::new(store.clone(), active, agg.clone(), config).unwrap();
@@ -343,4 +352,42 @@ async fn a_proposal_nobody_signs_falls_back_to_single_settlements() {
     // Nothing is proposed or settled again.
     let report = s.batcher.tick_at(now + 200_000).await.unwrap();
     assert_eq!(report, Default::default());
+}
+
+/// Batching never waits on nodes that cannot sign a batch: a job attested by fewer than M nodes
+/// that registered as signing batches settles alone on the next tick, without waiting for
+/// `max_wait_ms` or a signing round; jobs whose M attesters all sign batches are still batched.
+#[tokio::test]
+async fn jobs_whose_signers_do_not_sign_batches_settle_alone_at_once() {
+    let s = setup(4, false).await.unwrap();
+    // Node 2 re-registers without batch signing (e.g. no rpc_url): jobs 0 and 1, attested by
+    // nodes 0-2, have two batch signers, one short of M = 3.
+    let hello = NodeHello {
+        runtime_id: test_runtime_id(),
+        models: vec![],
+        version: "test".into(),
+        signs_batches: false,
+    };
+    s.store.register_node(s.ops[2].signer.address(), &hello, 2).await.unwrap();
+    for i in 0..2 {
+        for op in &s.ops[..3] {
+            s.attest(op, i).await;
+        }
+    }
+    // Jobs 2 and 3 are attested by nodes 0, 1 and 3, which all sign batches.
+    for i in 2..4 {
+        for op in [&s.ops[0], &s.ops[1], &s.ops[3]] {
+            s.attest(op, i).await;
+        }
+    }
+    let report = s.batcher.tick().await.unwrap();
+    assert_eq!((report.single, report.proposed), (2, 0), "{report:?}");
+    let keys: Vec<String> = s.outbox().await.into_iter().map(|o| o.0).collect();
+    assert_eq!(keys, [format!("settle:{}", s.jobs[0]), format!("settle:{}", s.jobs[1])]);
+
+    // The others wait for their batch as before and are offered to their attesters only.
+    let report = s.batcher.tick_at(later()).await.unwrap();
+    assert_eq!((report.proposed, report.proposed_jobs, report.single), (1, 2, 0), "{report:?}");
+    assert_eq!(s.store.open_proposals_for(s.ops[3].signer.address(), 10).await.unwrap().len(), 1);
+    assert!(s.store.open_proposals_for(s.ops[2].signer.address(), 10).await.unwrap().is_empty());
 }

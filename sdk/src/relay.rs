@@ -238,6 +238,11 @@ pub struct NodeHello {
     pub models: Vec<B256>,
     /// The node's software version, for operators' dashboards.
     pub version: String,
+    /// The node signs batch proposals: it checks every entry against its own results and the
+    /// chain (it has an RPC endpoint). The relayer offers batches only to such nodes; jobs
+    /// attested by fewer than M of them settle alone at once. Absent (older nodes) means no.
+    #[serde(default)]
+    pub signs_batches: bool,
 }
 
 /// One unit of work handed to a node by `GET /v1/nodes/work`.

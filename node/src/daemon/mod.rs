@@ -277,6 +277,7 @@ impl Daemon {
             runtime_id,
             models: Vec::new(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            signs_batches: settings.rpc_url.is_some(),
         };
         info!(
             relayer = %settings.relayer_url,

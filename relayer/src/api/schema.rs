@@ -122,6 +122,8 @@ pub(crate) struct NodeHello {
     models: Vec<Hash32>,
     /// The node's software version.
     version: String,
+    /// The node signs batch proposals (it checks each entry on chain); absent means no.
+    signs_batches: Option<bool>,
 }
 
 /// One unit of work.

@@ -66,20 +66,38 @@ impl Store {
         let models = serde_json::to_string(&hello.models)
             .map_err(|e| Error::Config(format!("cannot encode model list: {e}")))?;
         sqlx::query(
-            "INSERT INTO nodes (signer, runtime_id, models, version, registered_at, last_heartbeat, running) \
-             VALUES ($1, $2, $3, $4, $5, $5, 0) \
+            "INSERT INTO nodes (signer, runtime_id, models, version, registered_at, last_heartbeat, running, signs_batches) \
+             VALUES ($1, $2, $3, $4, $5, $5, 0, $6) \
              ON CONFLICT (signer) DO UPDATE SET runtime_id = excluded.runtime_id, \
              models = excluded.models, version = excluded.version, \
-             registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat",
+             registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat, \
+             signs_batches = excluded.signs_batches",
         )
         .bind(hex(signer))
         .bind(hex(hello.runtime_id))
         .bind(models)
         .bind(&hello.version)
         .bind(to_i64(now))
+        .bind(i64::from(hello.signs_batches))
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// The signers whose nodes registered as signing batch proposals.
+    pub async fn batch_signers(
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<std::collections::HashSet<Address>, Error> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT signer FROM nodes WHERE signs_batches = 1")
+                .fetch_all(&mut *conn)
+                .await?;
+        rows.into_iter()
+            .map(|(s,)| {
+                s.parse()
+                    .map_err(|_| Error::Config(format!("nodes.signer {s:?} is not an address")))
+            })
+            .collect()
     }
 
     /// Records a heartbeat. Returns `false` when the signer never registered.
@@ -196,6 +214,7 @@ mod tests {
                 runtime_id: B256::repeat_byte(3),
                 models: vec![B256::repeat_byte(4)],
                 version: "v1".into(),
+                signs_batches: false,
             };
             store.register_node(signer, &hello, 10).await.unwrap();
             store
