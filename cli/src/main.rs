@@ -155,6 +155,10 @@ struct ResultArgs {
     chain: ChainArgs,
     #[command(flatten)]
     show: ShowArgs,
+    /// Where to fetch the output of a job settled in a batch (batches publish no outputs on
+    /// chain); the bytes are checked against the attested result hash.
+    #[arg(long, value_name = "URL", env = "ATTESTA_RELAYER_URL")]
+    relayer: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -248,7 +252,8 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         Command::Job(JobCommand::Result(args)) => {
             let (client, _) = connect(&args.chain, None).await?;
-            show_result(&client, args.id, &args.show, args.json).await
+            let relay = args.relayer.as_deref().map(RelayClient::new).transpose()?;
+            show_result(&client, relay.as_ref(), args.id, &args.show, args.json).await
         }
         Command::Job(JobCommand::Refund { id, chain, account, json }) => {
             let key = account.key()?;
@@ -336,21 +341,39 @@ async fn submit(args: SubmitArgs) -> Result<(), Error> {
     }
     if args.wait {
         client.wait_settled(job_id, Duration::from_secs(args.timeout)).await?;
-        show_result(&client, job_id, &args.show, args.json).await?;
+        show_result(&client, Some(&relay), job_id, &args.show, args.json).await?;
     }
     Ok(())
 }
 
-/// Verifies a settlement from the chain alone and prints it.
+/// Verifies a settlement from the chain alone and prints it. A batch-settled job's output is
+/// fetched from `relay` and checked against the attested result hash.
 async fn show_result(
     client: &AttestaClient<DynProvider>,
+    relay: Option<&RelayClient>,
     job_id: U256,
     show: &ShowArgs,
     json: bool,
 ) -> Result<(), Error> {
     let verified = client.verify_settlement(job_id).await?;
     let settlement = &verified.settlement;
-    let output = CanonicalOutput::decode(&settlement.output)?;
+    let bytes = match (&settlement.batch, relay) {
+        (None, _) => settlement.output.clone(),
+        (Some(_), None) => {
+            return Err(Error::Usage(format!(
+                "job {job_id} settled in a batch, which publishes no outputs on chain: pass \
+                 --relayer URL to fetch it (checked against the attested result hash)"
+            )));
+        }
+        (Some(_), Some(relay)) => {
+            let result = relay.job_result(job_id).await?.ok_or_else(|| {
+                Error::Usage(format!("the relayer has no result for job {job_id}: try another"))
+            })?;
+            settlement.check_output(&result.output)?;
+            result.output
+        }
+    };
+    let output = CanonicalOutput::decode(&bytes)?;
     let labels = match &show.labels {
         Some(path) => Some(input::magika_labels(&read(path, "labels file")?)?),
         None => None,
@@ -376,7 +399,7 @@ async fn show_result(
             "runtimeId": settlement.runtime_id,
             "signers": settlement.signers,
             "threshold": verified.threshold,
-            "output": settlement.output,
+            "output": bytes,
             "top": tops.iter().map(|t| t.iter().map(|(i, l, v)| json!({"index": i, "label": l, "score": v})).collect::<Vec<_>>()).collect::<Vec<_>>(),
         }));
         return Ok(());

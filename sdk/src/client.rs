@@ -2,9 +2,10 @@
 //! relayer, and move money (refund, release, claim).
 
 use crate::{
-    Attestation, Error,
+    Attestation, BatchAttestation, Error,
     bindings::{JobEscrow, StakingRegistry, TestToken},
     deployment::Deployment,
+    merkle::BatchTree,
     quorum, result_hash,
     revert::STATUS_NAMES,
 };
@@ -87,7 +88,8 @@ pub struct JobInfo {
     pub input_hash: B256,
 }
 
-/// A settlement as `JobSettled` reports it.
+/// A settlement as the chain reports it: `JobSettled` for a job settled alone (`settle`);
+/// `BatchSettled` and the `settleBatch` calldata for a job settled in a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settlement {
     /// The job.
@@ -98,12 +100,33 @@ pub struct Settlement {
     pub runtime_id: B256,
     /// The signers, ascending.
     pub signers: Vec<Address>,
-    /// The canonical output bytes.
+    /// The canonical output bytes, published by `settle`. Empty for a job settled in a batch:
+    /// batches publish no outputs, so fetch it from the relayer (`GET /v1/jobs/{id}/result`)
+    /// and check it with [`Settlement::check_output`].
     pub output: Bytes,
     /// The block it settled in.
     pub block_number: u64,
     /// The settling transaction.
     pub tx_hash: TxHash,
+    /// The batch it settled in (every entry, from the `settleBatch` calldata), or `None` for
+    /// a job settled alone.
+    pub batch: Option<BatchTree>,
+}
+
+impl Settlement {
+    /// Checks output bytes obtained anywhere (a relayer, a cache) against the attested result
+    /// hash; needed for a batch-settled job, whose output is not on chain.
+    pub fn check_output(&self, output: &[u8]) -> Result<(), Error> {
+        let actual = result_hash(output);
+        if actual != self.result_hash {
+            return Err(Error::OutputMismatch {
+                job_id: self.job_id,
+                expected: self.result_hash,
+                actual,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// A settlement whose signatures this client re-checked itself.
@@ -200,10 +223,79 @@ impl<P: Provider + Clone> AttestaClient<P> {
         })
     }
 
-    /// The job's `JobSettled` event, or [`Error::NotSettled`].
+    /// The job's settlement: its `JobSettled` event, or for a job settled in a batch, the
+    /// `BatchSettled` event and entries of its batch. [`Error::NotSettled`] until then.
     pub async fn settlement(&self, job_id: U256) -> Result<Settlement, Error> {
         let logs = self.provider.get_logs(&self.settled_filter(job_id)).await?;
-        logs.iter().find_map(settlement_from_log).ok_or(Error::NotSettled { job_id })
+        if let Some(found) = logs.iter().find_map(settlement_from_log) {
+            return Ok(found);
+        }
+        self.batch_settlement(job_id).await
+    }
+
+    /// Finds the batch that settled `job_id`. Batch events do not name their jobs, so this
+    /// asks the escrow first (one call while the job is unsettled), then reads the entries of
+    /// each `BatchSettled` since the job was created from its `settleBatch` calldata.
+    async fn batch_settlement(&self, job_id: U256) -> Result<Settlement, Error> {
+        let status = self.job(job_id).await?.status;
+        if !status.has_result() && status != JobStatus::Overturned {
+            return Err(Error::NotSettled { job_id });
+        }
+        let escrow = self.deployment.job_escrow;
+        let created = Filter::new()
+            .address(escrow)
+            .event_signature(JobEscrow::JobCreated::SIGNATURE_HASH)
+            .topic1(B256::from(job_id))
+            .from_block(self.deployment.block_number);
+        let from = self
+            .provider
+            .get_logs(&created)
+            .await?
+            .first()
+            .and_then(|log| log.block_number)
+            .unwrap_or(self.deployment.block_number);
+        let batches = Filter::new()
+            .address(escrow)
+            .event_signature(JobEscrow::BatchSettled::SIGNATURE_HASH)
+            .from_block(from);
+        for log in self.provider.get_logs(&batches).await? {
+            let (Ok(event), Some(tx_hash), Some(block_number)) = (
+                log.log_decode::<JobEscrow::BatchSettled>(),
+                log.transaction_hash,
+                log.block_number,
+            ) else {
+                continue;
+            };
+            let event = event.inner.data;
+            let Some(tx) = self.provider.get_transaction_by_hash(tx_hash).await? else { continue };
+            // Only a direct call carries the entries in its calldata; the root check also
+            // rejects calldata that merely decodes as one.
+            let Ok(call) = JobEscrow::settleBatchCall::abi_decode(tx.input()) else { continue };
+            let Some(entry) = call.entries.iter().find(|e| e.jobId == job_id) else { continue };
+            let Ok(tree) = BatchTree::new(call.entries.iter().map(|e| (e.jobId, e.resultHash)))
+            else {
+                continue;
+            };
+            if tree.root() != event.root || call.runtimeId != event.runtimeId {
+                continue;
+            }
+            return Ok(Settlement {
+                job_id,
+                result_hash: entry.resultHash,
+                runtime_id: event.runtimeId,
+                signers: event.signers,
+                output: Bytes::new(),
+                block_number,
+                tx_hash,
+                batch: Some(tree),
+            });
+        }
+        Err(Error::Unverifiable {
+            job_id,
+            reason: "the escrow reports it settled, but no JobSettled event and no direct \
+                     settleBatch call carrying it was found (logs pruned, or settled through \
+                     another contract)",
+        })
     }
 
     /// Waits until the job settles: a log subscription where the transport has one (WebSocket),
@@ -211,15 +303,25 @@ impl<P: Provider + Clone> AttestaClient<P> {
     pub async fn wait_settled(&self, job_id: U256, timeout: Duration) -> Result<Settlement, Error> {
         let wait = async {
             // Subscribe before reading history, so a settlement between the two is not missed.
-            if let Ok(subscription) =
-                self.provider.subscribe_logs(&self.settled_filter(job_id)).await
-            {
+            // Batch events do not name their jobs: each one is a cue to look again.
+            let filter = Filter::new()
+                .address(self.deployment.job_escrow)
+                .event_signature(vec![
+                    JobEscrow::JobSettled::SIGNATURE_HASH,
+                    JobEscrow::BatchSettled::SIGNATURE_HASH,
+                ])
+                .from_block(self.deployment.block_number);
+            if let Ok(subscription) = self.provider.subscribe_logs(&filter).await {
                 if let Ok(found) = self.settlement(job_id).await {
                     return Ok(found);
                 }
                 let mut stream = subscription.into_stream();
                 while let Some(log) = stream.next().await {
                     if let Some(found) = settlement_from_log(&log) {
+                        if found.job_id == job_id {
+                            return Ok(found);
+                        }
+                    } else if let Ok(found) = self.settlement(job_id).await {
                         return Ok(found);
                     }
                 }
@@ -240,7 +342,9 @@ impl<P: Provider + Clone> AttestaClient<P> {
     /// Re-checks a settlement from the chain alone, trusting no relayer: recovers every signature
     /// from the settling transaction's calldata, requires them sorted, distinct, active and at
     /// least M at the settlement block, checks the published output against the result hash, and
-    /// checks the escrow's commitment.
+    /// checks the escrow's commitment. For a batch-settled job the signatures are over the root
+    /// of the batch's entries, which must include (job, result); its output is not on chain:
+    /// check the bytes you fetch with [`Settlement::check_output`].
     pub async fn verify_settlement(&self, job_id: U256) -> Result<VerifiedSettlement, Error> {
         let settlement = self.settlement(job_id).await?;
         let tx = self
@@ -254,22 +358,6 @@ impl<P: Provider + Clone> AttestaClient<P> {
                 reason: "the settling transaction did not call this deployment's escrow directly",
             });
         }
-        let call =
-            JobEscrow::settleCall::abi_decode(tx.input()).map_err(|_| Error::Unverifiable {
-                job_id,
-                reason: "the settling transaction is not a direct settle call",
-            })?;
-        if call.jobId != job_id
-            || call.resultHash != settlement.result_hash
-            || call.runtimeId != settlement.runtime_id
-        {
-            return Err(Error::SettlementMismatch { job_id });
-        }
-        let actual = result_hash(&settlement.output);
-        if actual != settlement.result_hash {
-            return Err(Error::OutputMismatch { job_id, expected: settlement.result_hash, actual });
-        }
-
         let job = self.job(job_id).await?;
         // The settlement event stays in the log after an arbiter overturns the result.
         if !job.status.has_result() {
@@ -278,15 +366,55 @@ impl<P: Provider + Clone> AttestaClient<P> {
                 reason: "the arbiter overturned this result (the client was refunded); do not use it",
             });
         }
-        let digest = Attestation::new(
-            job_id,
-            job.model_id,
-            job.input_hash,
-            settlement.result_hash,
-            settlement.runtime_id,
-        )
-        .digest(&self.deployment.attestation_domain());
-        let signers = quorum::recover_ascending(digest, &call.signatures)?;
+        let domain = self.deployment.attestation_domain();
+        let (digest, signatures) = match &settlement.batch {
+            None => {
+                let call = JobEscrow::settleCall::abi_decode(tx.input()).map_err(|_| {
+                    Error::Unverifiable {
+                        job_id,
+                        reason: "the settling transaction is not a direct settle call",
+                    }
+                })?;
+                if call.jobId != job_id
+                    || call.resultHash != settlement.result_hash
+                    || call.runtimeId != settlement.runtime_id
+                {
+                    return Err(Error::SettlementMismatch { job_id });
+                }
+                settlement.check_output(&settlement.output)?;
+                let attestation = Attestation::new(
+                    job_id,
+                    job.model_id,
+                    job.input_hash,
+                    settlement.result_hash,
+                    settlement.runtime_id,
+                );
+                (attestation.digest(&domain), call.signatures)
+            }
+            Some(tree) => {
+                // `settlement` found the entry in this calldata; decode it again here so the
+                // check stands on its own: the signatures are over the root of exactly these
+                // entries, one of which is (job_id, result_hash).
+                let call = JobEscrow::settleBatchCall::abi_decode(tx.input()).map_err(|_| {
+                    Error::Unverifiable {
+                        job_id,
+                        reason: "the settling transaction is not a direct settleBatch call",
+                    }
+                })?;
+                let entries = call.entries.iter().map(|e| (e.jobId, e.resultHash));
+                let again =
+                    BatchTree::new(entries).map_err(|_| Error::SettlementMismatch { job_id })?;
+                if again.root() != tree.root()
+                    || call.runtimeId != settlement.runtime_id
+                    || tree.proof(job_id, settlement.result_hash).is_none()
+                {
+                    return Err(Error::SettlementMismatch { job_id });
+                }
+                let attestation = BatchAttestation::of(tree, settlement.runtime_id);
+                (attestation.digest(&domain), call.signatures)
+            }
+        };
+        let signers = quorum::recover_ascending(digest, &signatures)?;
         if signers != settlement.signers {
             return Err(Error::SettlementMismatch { job_id });
         }
@@ -317,9 +445,16 @@ impl<P: Provider + Clone> AttestaClient<P> {
     }
 
     /// Releases a settled job's payment once the challenge window is over (anyone may call).
+    /// For a job settled in a batch this releases the whole batch (`releaseBatch`).
     pub async fn release(&self, job_id: U256) -> Result<TransactionReceipt, Error> {
         let s = self.settlement(job_id).await?;
-        send(self.escrow().release(job_id, s.result_hash, s.signers), self.account).await
+        let escrow = self.escrow();
+        match &s.batch {
+            None => send(escrow.release(job_id, s.result_hash, s.signers), self.account).await,
+            Some(tree) => {
+                send(escrow.releaseBatch(tree.batch_entries(), s.signers), self.account).await
+            }
+        }
     }
 
     /// What this client's account can claim.
@@ -355,6 +490,7 @@ fn settlement_from_log(log: &Log) -> Option<Settlement> {
         output: e.output,
         block_number: log.block_number?,
         tx_hash: log.transaction_hash?,
+        batch: None,
     })
 }
 

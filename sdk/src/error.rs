@@ -69,9 +69,10 @@ pub enum Error {
         /// The job.
         job_id: U256,
     },
-    /// The job has no `JobSettled` event (not settled yet, or logs pruned).
+    /// The job is not settled (no `JobSettled` event, and the escrow does not report it settled
+    /// in a batch), or the node pruned the logs.
     #[error(
-        "job {job_id} has no JobSettled event: wait for settlement, or query a node that keeps logs"
+        "job {job_id} is not settled yet: wait for settlement, or query a node that keeps logs"
     )]
     NotSettled {
         /// The job.

@@ -428,6 +428,23 @@ impl RelayClient {
         Self::json(response).await.map(Some)
     }
 
+    /// `GET /v1/jobs/{id}/result`: the output the relayer holds for a settled job (`None` until
+    /// it settles). The relayer is not trusted for it: check the bytes against the attested
+    /// result hash (`Settlement::check_output`), which a batch-settled job needs, as batches
+    /// publish no outputs on chain.
+    pub async fn job_result(&self, job_id: U256) -> Result<Option<JobResult>, Error> {
+        let response = self
+            .http
+            .get(format!("{}/v1/jobs/{job_id}/result", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if response.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        Self::json(response).await.map(Some)
+    }
+
     fn unreachable(&self, e: reqwest::Error) -> Error {
         Error::Relay(format!(
             "cannot reach the relayer at {} ({e}): start it or pass the right --relayer URL",

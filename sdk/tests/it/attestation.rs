@@ -307,3 +307,69 @@ async fn rust_batch_signatures_settle_every_job_on_chain() {
         println!("anvil receipt gasUsed, 5-of-7, {what}: {used}");
     }
 }
+
+/// A dApp whose job settled in a batch finds, waits for, verifies and releases it with the same
+/// client calls as for a job settled alone: the batch is found from `BatchSettled` and the
+/// `settleBatch` calldata, the signatures are re-checked over the batch root, and the output
+/// (not on chain) is checked against the attested hash.
+#[tokio::test]
+async fn a_batch_settled_job_is_found_waited_for_verified_and_released_by_the_client() {
+    let s = setup(4).await;
+    let deadline = s.devnet.now().await + 3600;
+    let fee = U256::from(10).pow(U256::from(18));
+    let mut jobs = vec![s.job_id];
+    for _ in 0..2 {
+        let id = s.client.create_job(model_id(b"model"), input_hash(b"input"), fee, deadline).await;
+        jobs.push(id.unwrap());
+    }
+    let waiting = {
+        let client = s.client.clone().with_poll_interval(std::time::Duration::from_millis(50));
+        let job = jobs[0];
+        tokio::spawn(
+            async move { client.wait_settled(job, std::time::Duration::from_secs(60)).await },
+        )
+    };
+    assert!(matches!(s.client.settlement(jobs[0]).await, Err(Error::NotSettled { .. })));
+
+    // Jobs 0 and 1 settle in one batch signed by 3 of 4 (M = 3); job 2 stays open.
+    let tree =
+        BatchTree::new([(jobs[0], keccak256(OUTPUT)), (jobs[1], keccak256(b"other"))]).unwrap();
+    let domain = s.devnet.deployment.attestation_domain();
+    let statement = BatchAttestation::of(&tree, test_runtime_id());
+    let (packed, signers) =
+        quorum::pack_signatures(s.signers(3).iter().map(|k| statement.sign(k, &domain).unwrap()));
+    let escrow = s.client.escrow();
+    let receipt = escrow
+        .settleBatch(test_runtime_id(), tree.batch_entries(), packed)
+        .from(s.client.account())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+
+    let waited = waiting.await.unwrap().unwrap();
+    let found = s.client.settlement(jobs[0]).await.unwrap();
+    assert_eq!(waited, found);
+    assert_eq!(found.batch.as_ref().map(BatchTree::root), Some(tree.root()));
+    assert_eq!((found.result_hash, found.signers.clone()), (keccak256(OUTPUT), signers.clone()));
+    assert_eq!(found.tx_hash, receipt.transaction_hash);
+    assert!(found.output.is_empty(), "batches publish no outputs");
+    found.check_output(OUTPUT).unwrap();
+    assert!(matches!(found.check_output(b"forged"), Err(Error::OutputMismatch { .. })));
+
+    let verified = s.client.verify_settlement(jobs[1]).await.unwrap();
+    assert_eq!((verified.threshold, verified.settlement.result_hash), (3, keccak256(b"other")));
+    assert!(matches!(s.client.settlement(jobs[2]).await, Err(Error::NotSettled { .. })));
+
+    // After the window one release pays the whole batch.
+    let window = escrow.config().call().await.unwrap().challengeWindow;
+    s.devnet.advance(window.to::<u64>() + 1).await;
+    s.client.release(jobs[0]).await.unwrap();
+    for job in &jobs[..2] {
+        assert_eq!(s.client.job(*job).await.unwrap().status, attesta_sdk::JobStatus::Released);
+    }
+    assert_eq!(s.client.job(jobs[2]).await.unwrap().status, attesta_sdk::JobStatus::Created);
+}
