@@ -416,16 +416,7 @@ impl RelayClient {
 
     /// The relayer's view of a job, or `None` if it has not seen the job (yet).
     pub async fn job(&self, job_id: U256) -> Result<Option<JobView>, Error> {
-        let response = self
-            .http
-            .get(format!("{}/v1/jobs/{job_id}", self.base))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        if response.status().as_u16() == 404 {
-            return Ok(None);
-        }
-        Self::json(response).await.map(Some)
+        self.get_optional(&format!("/v1/jobs/{job_id}")).await
     }
 
     /// `GET /v1/jobs/{id}/result`: the output the relayer holds for a settled job (`None` until
@@ -433,9 +424,17 @@ impl RelayClient {
     /// result hash (`Settlement::check_output`), which a batch-settled job needs, as batches
     /// publish no outputs on chain.
     pub async fn job_result(&self, job_id: U256) -> Result<Option<JobResult>, Error> {
+        self.get_optional(&format!("/v1/jobs/{job_id}/result")).await
+    }
+
+    /// `GET path` as JSON; `None` on 404.
+    async fn get_optional<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, Error> {
         let response = self
             .http
-            .get(format!("{}/v1/jobs/{job_id}/result", self.base))
+            .get(format!("{}{path}", self.base))
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
