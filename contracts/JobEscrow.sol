@@ -87,6 +87,12 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
     mapping(uint256 jobId => Dispute) private _disputes;
     mapping(address account => uint256) private _owed;
     mapping(bytes32 runtimeId => bool) private _runtimeAllowed;
+    /// @dev Bit `jobId & 255` of word `jobId >> 8` is set once `settleBatch` settled the job. Ids are
+    /// sequential, so the jobs of a batch share one or two words: settling a job costs a bit in a warm word
+    /// instead of a write to the job's own (cold) slot. A set bit is never cleared.
+    mapping(uint256 word => uint256 bits) private _batchSettledBits;
+    /// @dev What a batch settled with, by Merkle root: the signer list's hash and the time.
+    mapping(bytes32 root => BatchRecord) private _batches;
 
     /*//////////////////////////////////////////////////////////////
                               CONSTRUCTOR
@@ -153,6 +159,8 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         // Not pausable: the money only ever goes back to the client who paid it.
         Job storage j = _jobs[jobId];
         if (j.status != JobStatus.Created) revert JobEscrowWrongStatus(jobId, uint8(j.status));
+        // A batch-settled job keeps Created in its own word; its bit says it is Settled.
+        if (_isBatchSettled(jobId)) revert JobEscrowWrongStatus(jobId, uint8(JobStatus.Settled));
         if (block.timestamp <= j.deadline) revert JobEscrowDeadlineNotReached(jobId, j.deadline);
         j.status = JobStatus.Refunded;
         address client = j.client;
@@ -175,6 +183,7 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
     ) external nonReentrant whenNotPaused {
         Job storage j = _jobs[jobId];
         if (j.status != JobStatus.Created) revert JobEscrowWrongStatus(jobId, uint8(j.status));
+        if (_isBatchSettled(jobId)) revert JobEscrowWrongStatus(jobId, uint8(JobStatus.Settled));
         if (block.timestamp > j.deadline) revert JobEscrowDeadlinePassed(jobId, j.deadline);
         if (!_runtimeAllowed[runtimeId]) revert JobEscrowRuntimeNotAllowed(runtimeId);
         uint256 maxOutput = _config.maxOutputBytes;
@@ -204,14 +213,56 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         if (count == 0 || count > MAX_BATCH_JOBS) revert JobEscrowBatchSizeOutOfRange(count, MAX_BATCH_JOBS);
         if (!_runtimeAllowed[runtimeId]) revert JobEscrowRuntimeNotAllowed(runtimeId);
 
-        // Hash the batch as received: leaves strictly ascending, placed where StandardMerkleTree puts them.
+        // One pass over the entries: each leaf into the tree (strictly ascending, where StandardMerkleTree
+        // puts it), each job's state word read once (Created, deadline not passed) and its bit set in the
+        // shared bitmap. The job's own word is not written: that cold write was most of the per-job cost.
         bytes32[] memory tree = new bytes32[](2 * count - 1);
         bytes32 previous;
         for (uint256 k; k < count; ++k) {
-            bytes32 leaf = BatchMerkle.leafHash(entries[k].jobId, entries[k].resultHash);
+            uint256 jobId;
+            bytes32 leaf;
+            uint256 word;
+            uint256 bitsAt;
+            uint256 bits;
+            assembly ("memory-safe") {
+                // entries is a static-struct array whose extent the ABI decoder checked: entry k is the two
+                // words at offset + 64k.
+                let p := add(entries.offset, shl(6, k))
+                jobId := calldataload(p)
+                // The leaf, keccak256(bytes.concat(keccak256(abi.encode(jobId, resultHash)))), in scratch.
+                mstore(0x00, jobId)
+                mstore(0x20, calldataload(add(p, 0x20)))
+                mstore(0x00, keccak256(0x00, 0x40))
+                leaf := keccak256(0x00, 0x20)
+                // tree[2n - 2 - k] = leaf
+                mstore(add(tree, shl(5, sub(shl(1, count), add(k, 1)))), leaf)
+                // The job's state word: the second slot of _jobs[jobId].
+                mstore(0x00, jobId)
+                mstore(0x20, _jobs.slot)
+                word := sload(add(keccak256(0x00, 0x40), 1))
+                // Its bitmap word.
+                mstore(0x00, shr(8, jobId))
+                mstore(0x20, _batchSettledBits.slot)
+                bitsAt := keccak256(0x00, 0x40)
+                bits := sload(bitsAt)
+            }
             if (leaf <= previous) revert JobEscrowBatchNotAscending(k);
-            tree[2 * count - 2 - k] = leaf;
             previous = leaf;
+            // forge-lint: disable-next-line(unsafe-typecast) the low 8 bits are the status
+            uint8 status = uint8(word);
+            // forge-lint: disable-next-line(unsafe-typecast) bits 8..47 are the deadline
+            uint40 deadline = uint40(word >> 8);
+            if (status != uint8(JobStatus.Created)) revert JobEscrowWrongStatus(jobId, status);
+            uint256 bit;
+            assembly ("memory-safe") {
+                bit := shl(and(jobId, 0xff), 1)
+            }
+            // Set: settled by an earlier batch, or listed twice in this one (with two results).
+            if (bits & bit != 0) revert JobEscrowWrongStatus(jobId, uint8(JobStatus.Settled));
+            if (block.timestamp > deadline) revert JobEscrowDeadlinePassed(jobId, deadline);
+            assembly ("memory-safe") {
+                sstore(bitsAt, or(bits, bit))
+            }
         }
         root = BatchMerkle.rootOf(tree);
 
@@ -220,32 +271,10 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
             _hashTypedDataV4(keccak256(abi.encode(BATCH_ATTESTATION_TYPEHASH, root, runtimeId))), signatures
         );
 
-        // Each job settles as with `settle`: its second slot (status, deadline, updatedAt, settlement; see
-        // IJobEscrow.Job) is read once and written once, the only per-job storage this costs.
-        bytes32 signersHash = keccak256(abi.encode(signers));
-        for (uint256 k; k < count; ++k) {
-            uint256 jobId = entries[k].jobId;
-            bytes20 settlement = _settlementOf(entries[k].resultHash, signersHash);
-            uint256 slot = _jobStateSlot(jobId);
-            uint256 word;
-            assembly ("memory-safe") {
-                word := sload(slot)
-            }
-            // forge-lint: disable-next-line(unsafe-typecast) the low 8 bits are the status
-            uint8 status = uint8(word);
-            // forge-lint: disable-next-line(unsafe-typecast) bits 8..47 are the deadline
-            uint40 deadline = uint40(word >> 8);
-            if (status != uint8(JobStatus.Created)) revert JobEscrowWrongStatus(jobId, status);
-            if (block.timestamp > deadline) revert JobEscrowDeadlinePassed(jobId, deadline);
-            // Status Settled, the same deadline, updatedAt = now, the settlement commitment.
-            // forge-lint: disable-next-line(unsafe-typecast) as in `settle`: uint40 seconds last 34,000 years
-            uint256 updatedAt = uint40(block.timestamp);
-            word = uint256(uint8(JobStatus.Settled)) | (uint256(deadline) << 8) | (updatedAt << 48)
-                | (uint256(uint160(settlement)) << 88);
-            assembly ("memory-safe") {
-                sstore(slot, word)
-            }
-        }
+        // One record per batch: what releaseBatch, challengeBatched and verifyBatchSettlement check against.
+        // A root is recorded once: the same entries again would find their bits set.
+        // forge-lint: disable-next-line(unsafe-typecast) as in `settle`: uint40 seconds last 34,000 years
+        _batches[root] = BatchRecord(keccak256(abi.encode(signers)), uint40(block.timestamp));
         emit BatchSettled(root, runtimeId, signers, count);
     }
 
@@ -272,30 +301,43 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
     {
         uint256 count = entries.length;
         if (count == 0 || count > MAX_BATCH_JOBS) revert JobEscrowBatchSizeOutOfRange(count, MAX_BATCH_JOBS);
-        Config memory c = _config;
-        bytes32 signersHash = keccak256(abi.encode(signers));
-        uint256 signerCount = signers.length; // >= 1 once matched against a settlement (threshold >= 1)
+        (bytes32 root, uint256 protocolFeeBps) = _checkBatchRelease(entries, signers);
+        uint256 signerCount = signers.length; // >= 1: the batch settled with at least the threshold
         uint256 perSigner = 0;
         uint256 toTreasury = 0;
+        uint256 released = 0;
         for (uint256 k; k < count; ++k) {
-            uint256 jobId = entries[k].jobId;
-            Job storage j = _jobs[jobId];
-            if (j.status != JobStatus.Settled) revert JobEscrowWrongStatus(jobId, uint8(j.status));
-            uint256 windowEnd = uint256(j.updatedAt) + c.challengeWindow;
-            if (block.timestamp < windowEnd) revert JobEscrowChallengeWindowOpen(jobId, windowEnd);
-            if (j.settlement != _settlementOf(entries[k].resultHash, signersHash)) {
-                revert JobEscrowSettlementMismatch(jobId);
+            uint256 jobId;
+            uint256 base;
+            uint256 word;
+            assembly ("memory-safe") {
+                jobId := calldataload(add(entries.offset, shl(6, k)))
+                mstore(0x00, jobId)
+                mstore(0x20, _jobs.slot)
+                base := keccak256(0x00, 0x40)
+                word := sload(add(base, 1))
             }
-            j.status = JobStatus.Released;
+            // Every job of a recorded batch has its bit set, so Created here means batch-settled and not yet
+            // challenged or released. Any other status: challenged (then settled by its dispute) or released
+            // by an earlier call: skipped, so one challenge never blocks paying the rest of the batch.
+            // forge-lint: disable-next-line(unsafe-typecast) the low 8 bits are the status
+            if (uint8(word) != uint8(JobStatus.Created)) continue;
+            uint256 fee;
+            assembly ("memory-safe") {
+                // Status Released; deadline, updatedAt and settlement kept.
+                sstore(add(base, 1), or(and(word, not(0xff)), 4))
+                fee := shr(160, sload(base))
+            }
             // The same split as `_payOut`, job by job, so a batch pays exactly what single releases would.
-            uint256 fee = j.fee;
             // slither-disable-next-line divide-before-multiply (see _payOut: the dust goes to the treasury)
-            uint256 share = (fee - Math.mulDiv(fee, c.protocolFeeBps, BPS)) / signerCount;
+            uint256 share = (fee - Math.mulDiv(fee, protocolFeeBps, BPS)) / signerCount;
             uint256 rest = fee - share * signerCount;
             perSigner += share;
             toTreasury += rest;
+            ++released;
             emit PaymentReleased(jobId, share, rest);
         }
+        if (released == 0) revert JobEscrowNothingToRelease(root);
         // Netted: each operator and the treasury is credited once for the whole batch.
         address[] memory operators = _registry.operatorsOf(signers);
         for (uint256 i; i < signerCount; ++i) {
@@ -317,6 +359,34 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         uint96 bond = _config.challengeBond;
         j.status = JobStatus.Disputed;
         j.updatedAt = uint40(block.timestamp);
+        _disputes[jobId] = Dispute(msg.sender, bond);
+        emit JobChallenged(jobId, msg.sender, bond);
+        _token.safeTransferFrom(msg.sender, address(this), bond);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function challengeBatched(uint256 jobId, bytes32 root, bytes32 resultHash, bytes32[] calldata proof)
+        external
+        nonReentrant
+        whenNotPaused
+    {
+        Job storage j = _jobs[jobId];
+        // Created with its bit set is batch-settled and not yet challenged or released.
+        if (j.status != JobStatus.Created) revert JobEscrowWrongStatus(jobId, uint8(j.status));
+        if (!_isBatchSettled(jobId)) revert JobEscrowWrongStatus(jobId, uint8(JobStatus.Created));
+        BatchRecord memory b = _batches[root];
+        if (b.settledAt == 0) revert JobEscrowUnknownBatch(root);
+        if (!MerkleProof.verifyCalldata(proof, root, BatchMerkle.leafHash(jobId, resultHash))) {
+            revert JobEscrowNotInBatch(jobId, root);
+        }
+        uint256 windowEnd = uint256(b.settledAt) + _config.challengeWindow;
+        if (block.timestamp >= windowEnd) revert JobEscrowChallengeWindowClosed(jobId, windowEnd);
+        uint96 bond = _config.challengeBond;
+        // The job gets its own word now, as if settled alone: resolveDispute, expireDispute and slashing
+        // then work on it unchanged.
+        j.status = JobStatus.Disputed;
+        j.updatedAt = uint40(block.timestamp);
+        j.settlement = _settlementOf(resultHash, b.signersHash);
         _disputes[jobId] = Dispute(msg.sender, bond);
         emit JobChallenged(jobId, msg.sender, bond);
         _token.safeTransferFrom(msg.sender, address(this), bond);
@@ -419,8 +489,32 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
     }
 
     /// @inheritdoc IJobEscrow
-    function job(uint256 jobId) external view returns (Job memory) {
-        return _jobs[jobId];
+    function verifyBatchSettlement(
+        uint256 jobId,
+        bytes32 root,
+        bytes32 resultHash,
+        address[] calldata signers,
+        bytes32[] calldata proof
+    ) external view returns (bool) {
+        BatchRecord memory b = _batches[root];
+        return b.settledAt != 0 && _isBatchSettled(jobId) && b.signersHash == keccak256(abi.encode(signers))
+            && MerkleProof.verifyCalldata(proof, root, BatchMerkle.leafHash(jobId, resultHash));
+    }
+
+    /// @inheritdoc IJobEscrow
+    function isBatchSettled(uint256 jobId) external view returns (bool) {
+        return _isBatchSettled(jobId);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function batch(bytes32 root) external view returns (BatchRecord memory) {
+        return _batches[root];
+    }
+
+    /// @inheritdoc IJobEscrow
+    function job(uint256 jobId) external view returns (Job memory j) {
+        j = _jobs[jobId];
+        if (j.status == JobStatus.Created && _isBatchSettled(jobId)) j.status = JobStatus.Settled;
     }
 
     /// @inheritdoc IJobEscrow
@@ -530,14 +624,47 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
         }
     }
 
-    /// @dev The storage slot of a job's (status, deadline, updatedAt, settlement) word: the second slot of
-    /// `_jobs[jobId]` (client and fee fill the first). Checked against the Solidity accessors by the tests
-    /// (a batch-settled job reads back as Settled with its deadline, time and settlement).
-    function _jobStateSlot(uint256 jobId) internal view returns (uint256 slot) {
-        Job storage j = _jobs[jobId];
-        assembly ("memory-safe") {
-            slot := add(j.slot, 1)
+    /// @dev Whether `settleBatch` settled `jobId` (its bit in the shared bitmap).
+    function _isBatchSettled(uint256 jobId) internal view returns (bool) {
+        return (_batchSettledBits[jobId >> 8] >> (jobId & 0xff)) & 1 == 1;
+    }
+
+    /// @dev Checks that `entries` are a settled batch, `signers` its signer list and its challenge window
+    /// over; returns its root and the protocol fee.
+    function _checkBatchRelease(BatchEntry[] calldata entries, address[] calldata signers)
+        internal
+        view
+        returns (bytes32 root, uint256 protocolFeeBps)
+    {
+        root = _batchRoot(entries);
+        BatchRecord memory b = _batches[root];
+        if (b.settledAt == 0) revert JobEscrowUnknownBatch(root);
+        if (b.signersHash != keccak256(abi.encode(signers))) revert JobEscrowBatchSignersMismatch(root);
+        Config memory c = _config;
+        uint256 windowEnd = uint256(b.settledAt) + c.challengeWindow;
+        if (block.timestamp < windowEnd) revert JobEscrowBatchWindowOpen(root, windowEnd);
+        protocolFeeBps = c.protocolFeeBps;
+    }
+
+    /// @dev The Merkle root of `entries` as `settleBatch` computes it (leaves strictly ascending).
+    function _batchRoot(BatchEntry[] calldata entries) internal pure returns (bytes32) {
+        uint256 count = entries.length; // >= 1, checked by the caller
+        bytes32[] memory tree = new bytes32[](2 * count - 1);
+        bytes32 previous;
+        for (uint256 k; k < count; ++k) {
+            bytes32 leaf;
+            assembly ("memory-safe") {
+                let p := add(entries.offset, shl(6, k))
+                mstore(0x00, calldataload(p))
+                mstore(0x20, calldataload(add(p, 0x20)))
+                mstore(0x00, keccak256(0x00, 0x40))
+                leaf := keccak256(0x00, 0x20)
+                mstore(add(tree, shl(5, sub(shl(1, count), add(k, 1)))), leaf)
+            }
+            if (leaf <= previous) revert JobEscrowBatchNotAscending(k);
+            previous = leaf;
         }
+        return BatchMerkle.rootOf(tree);
     }
 
     /// @dev Recovers the signers of `digest` (strictly ascending, valid low-s signatures) and checks that

@@ -45,6 +45,16 @@ interface IJobEscrowErrors {
     /// @notice Batch entry `index` does not have a larger leaf hash than the entry before it (the order of
     /// OpenZeppelin's StandardMerkleTree; it also rules out a job listed twice with the same result).
     error JobEscrowBatchNotAscending(uint256 index);
+    /// @notice No batch with this Merkle root was settled: pass the entries exactly as `settleBatch` got them.
+    error JobEscrowUnknownBatch(bytes32 root);
+    /// @notice The signer list is not the one the batch `root` settled with (see `BatchSettled`).
+    error JobEscrowBatchSignersMismatch(bytes32 root);
+    /// @notice The batch's challenge window is still open until `windowEnd`.
+    error JobEscrowBatchWindowOpen(bytes32 root, uint256 windowEnd);
+    /// @notice The Merkle proof does not show (jobId, resultHash) in the batch `root`.
+    error JobEscrowNotInBatch(uint256 jobId, bytes32 root);
+    /// @notice Every job of the batch was already released or challenged.
+    error JobEscrowNothingToRelease(bytes32 root);
 }
 
 /// @title IJobEscrowEvents
@@ -127,6 +137,14 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
         bytes32 resultHash;
     }
 
+    /// @notice What a batch settled with, kept by its Merkle root (one record per batch, two slots).
+    /// @param signersHash keccak256(abi.encode(signers)) of the recovered signer list.
+    /// @param settledAt When the batch settled; its challenge window runs from here. Zero: no such batch.
+    struct BatchRecord {
+        bytes32 signersHash;
+        uint40 settledAt;
+    }
+
     /// @notice Governance parameters, packed into two storage slots.
     /// @param minFee Smallest fee a job may escrow.
     /// @param challengeBond Bond a challenger posts.
@@ -148,7 +166,10 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
     }
 
     /// @notice A job as stored, in four slots: (client, fee), (status, deadline, updatedAt, settlement),
-    /// modelId, inputHash. Settlement rewrites only the second slot, which the job already paid for.
+    /// modelId, inputHash. `settle` rewrites only the second slot, which the job already paid for;
+    /// `settleBatch` writes none of them (a bit in a shared bitmap, see `isBatchSettled`), so a batch-settled
+    /// job's word keeps status Created, updatedAt 0 and no settlement until it is challenged or released;
+    /// `job` reports it as Settled.
     /// @param client Who paid and gets any refund.
     /// @param fee The escrowed fee.
     /// @param status Lifecycle state.
@@ -197,8 +218,11 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
     /// @notice Settles every job of a batch with one M-of-N signature set over the batch's Merkle root.
     /// @dev The signers sign the EIP-712 `BatchAttestation(bytes32 root,bytes32 runtimeId)`, where `root` is
     /// the root of OpenZeppelin's StandardMerkleTree over the entries with leaf encoding
-    /// `["uint256", "bytes32"]` (see BatchMerkle). Each job must be Created and within its deadline; it
-    /// becomes Settled exactly as with `settle`, so release, challenge, disputes and slashing work per job.
+    /// `["uint256", "bytes32"]` (see BatchMerkle). Each job must be Created, not batch-settled and within its
+    /// deadline. It becomes Settled through its bit in a shared bitmap (`isBatchSettled`; `job` reports
+    /// Settled), not its own storage; the batch is recorded once by root (`batch`). Such a job is paid with
+    /// `releaseBatch`, challenged with `challengeBatched` and verified with `verifyBatchSettlement`; once
+    /// challenged it has its own word and disputes and slashing work on it as for `settle`.
     /// @param runtimeId The runtime that produced every result in the batch; must be allowed.
     /// @param entries The (jobId, resultHash) pairs, strictly ascending by leaf hash; 1 to MAX_BATCH_JOBS.
     /// @param signatures Concatenated 65-byte (r, s, v) signatures, signers strictly ascending by address.
@@ -207,10 +231,13 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
         external
         returns (bytes32 root);
 
-    /// @notice `release` for many jobs settled by the same signers (e.g. one batch) in one transaction, each
-    /// operator and the treasury credited once with the sum of their shares.
-    /// @param entries The jobs and their settled result hashes, in any order.
-    /// @param signers The signer list every one of these jobs settled with.
+    /// @notice Pays every job of a batch settled by `settleBatch` after the batch's challenge window, each
+    /// operator and the treasury credited once with the sum of their shares (the split of `release`).
+    /// @dev The root is recomputed from `entries`, so they must be the batch's entries exactly as settled.
+    /// Jobs already challenged (their dispute decides) or released are skipped; reverts with
+    /// `JobEscrowNothingToRelease` if none is left. Jobs settled with `settle` are released with `release`.
+    /// @param entries The batch's (jobId, resultHash) entries, in `settleBatch` order.
+    /// @param signers The signer list of the batch (from `BatchSettled`).
     function releaseBatch(BatchEntry[] calldata entries, address[] calldata signers) external;
 
     /// @notice After the challenge window, credits the signers' operators and the treasury.
@@ -226,6 +253,17 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
     /// @notice Disputes a settled result within the challenge window, pulling the challenge bond.
     /// @param jobId The job.
     function challenge(uint256 jobId) external;
+
+    /// @notice Disputes one job of a batch settled by `settleBatch`, within the batch's challenge window
+    /// (from the batch's `settledAt`), pulling the challenge bond. The job then has its own state (Disputed,
+    /// its settlement commitment from the batch's signers), so `resolveDispute`, `expireDispute` and slashing
+    /// work as for a job settled alone.
+    /// @param jobId The job.
+    /// @param root The batch's Merkle root (from `BatchSettled`).
+    /// @param resultHash The job's settled result hash (its batch entry).
+    /// @param proof The Merkle proof of (jobId, resultHash) in `root`.
+    function challengeBatched(uint256 jobId, bytes32 root, bytes32 resultHash, bytes32[] calldata proof)
+        external;
 
     /// @notice The arbiter's verdict on a dispute, before the dispute timeout.
     /// @param jobId The job.
@@ -261,13 +299,31 @@ interface IJobEscrow is IJobEscrowErrors, IJobEscrowEvents {
         pure
         returns (bool);
 
-    /// @notice Whether `resultHash` with `signers` is what settled `jobId`.
+    /// @notice Whether `resultHash` with `signers` is what settled `jobId`: `settle`, or a batch job once
+    /// challenged. For a job settled by a batch use `verifyBatchSettlement`.
     function verifySettlement(uint256 jobId, bytes32 resultHash, address[] calldata signers)
         external
         view
         returns (bool);
 
-    /// @notice A job as stored.
+    /// @notice Whether `settleBatch` settled `jobId` with (resultHash, signers) in the batch `root`.
+    /// @param proof The Merkle proof of (jobId, resultHash) in `root`.
+    function verifyBatchSettlement(
+        uint256 jobId,
+        bytes32 root,
+        bytes32 resultHash,
+        address[] calldata signers,
+        bytes32[] calldata proof
+    ) external view returns (bool);
+
+    /// @notice Whether `settleBatch` settled `jobId` (stays true after its release or dispute).
+    function isBatchSettled(uint256 jobId) external view returns (bool);
+
+    /// @notice The record of the batch with Merkle root `root` (zero if none settled).
+    function batch(bytes32 root) external view returns (BatchRecord memory);
+
+    /// @notice A job as stored, except that a batch-settled job not yet challenged or released reads as
+    /// Settled (with updatedAt 0 and no settlement: those are in its batch's record).
     function job(uint256 jobId) external view returns (Job memory);
 
     /// @notice What `account` can claim.

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
-
 /// @title BatchMerkle
 /// @notice The Merkle tree a batch settlement commits to, built exactly as
 /// `StandardMerkleTree.of(entries, ["uint256", "bytes32"])` of OpenZeppelin's merkle-tree 1.x (npm) builds
@@ -31,19 +29,31 @@ library BatchMerkle {
 
     /// @notice Completes a tree whose `n` leaves are already in place and returns its root.
     /// @param tree An array of length `2n - 1` with leaf k (ascending order) at index `2n - 2 - k`.
-    /// @return The root, `tree[0]` after the inner nodes are filled in.
-    function rootOf(bytes32[] memory tree) internal pure returns (bytes32) {
-        uint256 length = tree.length; // 2n - 1 >= 1, checked by the caller
-        // Inner nodes are indexes n - 2 down to 0, each computed after its children (larger indexes).
-        // `length / 2` is an index (n - 1), not an amount: nothing is lost to rounding (length is odd).
-        // slither-disable-next-line divide-before-multiply
-        for (uint256 i = length / 2; i > 0;) {
-            // i starts at n - 1 = length / 2 and is > 0 here, so decrementing cannot underflow.
-            unchecked {
-                --i;
+    /// @return root The root, `tree[0]` after the inner nodes are filled in.
+    function rootOf(bytes32[] memory tree) internal pure returns (bytes32 root) {
+        // Inner nodes are indexes n - 2 down to 0, each computed after its children (larger indexes), each
+        // the keccak of its two children sorted (Hashes.commutativeKeccak256) in scratch space. In assembly:
+        // the Solidity loop's bounds checks were a third of a batch's hashing cost.
+        assembly ("memory-safe") {
+            let data := add(tree, 0x20)
+            // length is 2n - 1 >= 1 (checked by the caller); i runs from n - 1 = length / 2 down to 1.
+            for { let i := shr(1, mload(tree)) } gt(i, 0) { i := sub(i, 1) } {
+                // node i - 1, children 2i - 1 and 2i
+                let left := mload(add(data, shl(5, sub(shl(1, i), 1))))
+                let right := mload(add(data, shl(6, i)))
+                // sorted pair: the smaller first
+                switch lt(left, right)
+                case 1 {
+                    mstore(0x00, left)
+                    mstore(0x20, right)
+                }
+                default {
+                    mstore(0x00, right)
+                    mstore(0x20, left)
+                }
+                mstore(add(data, shl(5, sub(i, 1))), keccak256(0x00, 0x40))
             }
-            tree[i] = Hashes.commutativeKeccak256(tree[2 * i + 1], tree[2 * i + 2]);
+            root := mload(data)
         }
-        return tree[0];
     }
 }

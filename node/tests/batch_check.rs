@@ -8,8 +8,9 @@
 use alloy::primitives::{B256, U256, keccak256};
 use attesta_node::daemon::batch::{BatchRefusal, OwnResult, Results, check};
 use attesta_sdk::{
-    AttestaClient,
+    AttestaClient, BatchAttestation,
     merkle::BatchTree,
+    quorum,
     relay::{BatchEntryView, BatchProposal},
     testing::{Devnet, test_runtime_id},
 };
@@ -89,4 +90,27 @@ async fn only_own_results_of_jobs_the_chain_confirms_are_signed() {
     let mislabelled = proposal(&[(job_a, out_a), (job_b, out_a)]);
     let err = check(&mislabelled, runtime, &fooled, &chain, escrow).await.unwrap_err();
     assert!(matches!(err, BatchRefusal::ChainMismatch(id) if id == job_b), "{err}");
+
+    // Once the batch settles on chain its jobs are settled through the escrow's bitmap, their own
+    // words untouched: the escrow reports them Settled, so the same proposal is no longer signed.
+    let ops = devnet.add_operators(1).await;
+    let tree = BatchTree::new([(job_a, out_a), (job_b, out_b)]).unwrap();
+    let statement = BatchAttestation::of(&tree, runtime);
+    let (packed, _) = quorum::pack_signatures([statement
+        .sign(&ops[0].signer, &devnet.deployment.attestation_domain())
+        .unwrap()]);
+    let receipt = client
+        .escrow()
+        .settleBatch(runtime, tree.batch_entries(), packed)
+        .from(client_key.address())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    assert!(client.is_batch_settled(job_a).await.unwrap());
+    let err = check(&good, runtime, &results, &chain, escrow).await.unwrap_err();
+    assert!(matches!(err, BatchRefusal::NotCreated { status: 2, .. }), "{err}");
 }

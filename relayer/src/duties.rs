@@ -89,62 +89,61 @@ impl Duties {
         self.tick_at(block.header.timestamp, config.challengeWindow.to::<u64>()).await
     }
 
-    /// Queues `release-batch:<root>` (`releaseBatch` of every job of the batch) when every job
-    /// of the batch is still `settled` and due. `false` when the batch must be released job by
-    /// job instead: a job was challenged, or an earlier `releaseBatch` of it was a no-op or
-    /// failed.
+    /// Queues `release-batch:<root>` (`releaseBatch` of the whole batch, its entries in
+    /// `settleBatch` order so the escrow finds the batch by its recomputed root) once the batch's
+    /// challenge window is over and a job of it is still `settled`. A job challenged meanwhile is
+    /// skipped on chain (its dispute decides it), so the batch is released in one call whatever
+    /// happened to its other jobs; a batch-settled job cannot be released alone (`release` is for
+    /// jobs settled with `settle`).
     async fn release_batch(
         &self,
         root: alloy::primitives::B256,
         now: u64,
         window: u64,
         report: &mut DutyReport,
-    ) -> Result<bool, Error> {
-        use crate::store::outbox::OutboxStatus;
+    ) -> Result<(), Error> {
         let key = format!("release-batch:{root}");
-        if let Some(entry) = self.store.outbox_status(&key).await? {
-            return Ok(!matches!(entry.status, OutboxStatus::Noop | OutboxStatus::Failed));
+        if self.store.outbox_status(&key).await?.is_some() {
+            return Ok(());
         }
         let jobs = self.store.batch_jobs(root).await?;
-        let all_due = jobs.iter().all(|j| {
-            j.status == "settled"
-                && j.settled_at.is_some_and(|t| t.saturating_add(window) <= now)
-                && j.result_hash.is_some()
-                && j.signers == jobs[0].signers
+        let due = jobs.iter().any(|j| {
+            j.status == "settled" && j.settled_at.is_some_and(|t| t.saturating_add(window) <= now)
         });
-        if jobs.is_empty() || !all_due {
-            return Ok(false);
+        if !due {
+            return Ok(());
         }
-        let entries = jobs
+        let Some(entries) = jobs
             .iter()
-            .filter_map(|j| {
-                Some(attesta_sdk::bindings::IJobEscrow::BatchEntry {
-                    jobId: U256::from(j.job_id.max(0).cast_unsigned()),
-                    resultHash: j.result_hash?,
-                })
-            })
-            .collect();
-        let calldata =
-            JobEscrow::releaseBatchCall { entries, signers: jobs[0].signers.clone() }.abi_encode();
-        let mut conn = self.store.pool().acquire().await?;
-        if crate::txm::enqueue(&mut conn, &key, self.deployment.job_escrow, &calldata).await? {
-            report.releases += u32::try_from(jobs.len()).unwrap_or(u32::MAX);
-            tracing::info!(%root, jobs = jobs.len(), "releaseBatch queued");
-        }
-        Ok(true)
-    }
-
-    async fn release_one(&self, job: &crate::store::jobs::JobRow) -> Result<bool, Error> {
-        let Some(result_hash) = job.result_hash else { return Ok(false) };
-        let calldata = JobEscrow::releaseCall {
-            jobId: U256::from(job.job_id.max(0).cast_unsigned()),
-            resultHash: result_hash,
-            signers: job.signers.clone(),
+            .map(|j| Some((U256::from(j.job_id.max(0).cast_unsigned()), j.result_hash?)))
+            .collect::<Option<Vec<_>>>()
+        else {
+            tracing::warn!(%root, "a job of the batch has no result hash here; cannot release the batch");
+            return Ok(());
+        };
+        let tree = match attesta_sdk::merkle::BatchTree::new(entries) {
+            Ok(tree) if tree.root() == root => tree,
+            Ok(tree) => {
+                tracing::warn!(%root, rebuilt = %tree.root(), "the stored jobs of the batch do not rebuild its root; cannot release it");
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::warn!(%root, %error, "the stored jobs of the batch do not form a batch; cannot release it");
+                return Ok(());
+            }
+        };
+        let calldata = JobEscrow::releaseBatchCall {
+            entries: tree.batch_entries(),
+            signers: jobs[0].signers.clone(),
         }
         .abi_encode();
         let mut conn = self.store.pool().acquire().await?;
-        let key = format!("release:{}", job.job_id);
-        crate::txm::enqueue(&mut conn, &key, self.deployment.job_escrow, &calldata).await
+        if crate::txm::enqueue(&mut conn, &key, self.deployment.job_escrow, &calldata).await? {
+            let settled = jobs.iter().filter(|j| j.status == "settled").count();
+            report.releases += u32::try_from(settled).unwrap_or(u32::MAX);
+            tracing::info!(%root, jobs = jobs.len(), settled, "releaseBatch queued");
+        }
+        Ok(())
     }
 
     /// One tick at chain time `now` with a challenge window of `challenge_window` seconds.
@@ -158,17 +157,7 @@ impl Duties {
                 if !batches.insert(root) {
                     continue;
                 }
-                if self.release_batch(root, now, challenge_window, &mut report).await? {
-                    continue;
-                }
-                // Some job of the batch was challenged (or the batch release did not go
-                // through): release each settled job of the batch alone.
-                for job in self.store.batch_jobs(root).await? {
-                    if job.status != "settled" {
-                        continue;
-                    }
-                    report.releases += u32::from(self.release_one(&job).await?);
-                }
+                self.release_batch(root, now, challenge_window, &mut report).await?;
                 continue;
             }
             let calldata = JobEscrow::releaseCall {

@@ -28,7 +28,8 @@ use attesta_relayer::{
 };
 use attesta_sdk::{
     Attestation, BatchAttestation,
-    bindings::JobEscrow,
+    bindings::{JobEscrow, TestToken},
+    merkle::BatchTree,
     relay::{AttestationSubmission, BatchSignatureSubmission, NodeHello, RelayJobStatus},
     testing::{Devnet, TestOperator, test_runtime_id},
 };
@@ -352,6 +353,70 @@ async fn a_proposal_nobody_signs_falls_back_to_single_settlements() {
     // Nothing is proposed or settled again.
     let report = s.batcher.tick_at(now + 200_000).await.unwrap();
     assert_eq!(report, Default::default());
+}
+
+/// One job of a settled batch is challenged on chain (with its Merkle proof): the duties still
+/// queue one `releaseBatch` of the whole batch, the escrow pays the three others and skips the
+/// challenged one, which stays disputed for the arbiter.
+#[tokio::test]
+async fn a_batch_with_a_challenged_job_is_released_in_one_call_without_it() {
+    let Some(mut s) = setup(4, false).await else { return };
+    for i in 0..4 {
+        for op in &s.ops[..3] {
+            s.attest(op, i).await;
+        }
+    }
+    assert_eq!(s.batcher.tick_at(later()).await.unwrap().proposed_jobs, 4);
+    let root = s.store.open_proposals_for(s.ops[0].signer.address(), 10).await.unwrap()[0].root;
+    for op in &s.ops[..3] {
+        s.sign_batch(op, root).await.unwrap();
+    }
+    let outbox = s.outbox().await;
+    let batch = outbox.iter().find(|o| o.0 == batch_key(root)).unwrap();
+    assert!(s.send(batch.1, &batch.2).await.0, "the escrow accepts the batch");
+    let call = JobEscrow::settleBatchCall::abi_decode(&batch.2).unwrap();
+    let tree = BatchTree::new(call.entries.iter().map(|e| (e.jobId, e.resultHash))).unwrap();
+    assert_eq!(tree.root(), root);
+
+    // The admin challenges the second entry's job, posting the bond.
+    let challenged = tree.entries()[1];
+    let escrow = s.devnet.deployment.job_escrow;
+    let bond = U256::from(10).pow(U256::from(21));
+    s.devnet.mint(s.devnet.admin(), bond).await;
+    let approve = TestToken::approveCall { spender: escrow, value: bond }.abi_encode();
+    assert!(s.send(s.devnet.deployment.token, &approve).await.0);
+    let proof = tree.proof(challenged.job_id, challenged.result_hash).unwrap();
+    let challenge = JobEscrow::challengeBatchedCall {
+        jobId: challenged.job_id,
+        root,
+        resultHash: challenged.result_hash,
+        proof,
+    }
+    .abi_encode();
+    assert!(s.send(escrow, &challenge).await.0, "challengeBatched accepted");
+    catch_up(&mut s.watcher).await;
+    assert_eq!(s.status(challenged.job_id).await, RelayJobStatus::Challenged);
+
+    let provider = reader(&s.devnet.anvil.endpoint());
+    let duties =
+        Duties::new(s.store.clone(), provider, s.devnet.deployment.clone(), DutyConfig::default());
+    s.devnet.advance(3_600).await;
+    assert_eq!(duties.tick().await.unwrap().releases, 3, "the three jobs still settled");
+    let outbox = s.outbox().await;
+    let release = outbox.iter().find(|o| o.0 == format!("release-batch:{root}")).unwrap();
+    let entries = JobEscrow::releaseBatchCall::abi_decode(&release.2).unwrap().entries;
+    assert_eq!(entries, tree.batch_entries(), "the whole batch, in settleBatch order");
+    assert!(!outbox.iter().any(|o| o.0.starts_with("release:")), "no per-job release");
+    assert!(s.send(release.1, &release.2).await.0, "releaseBatch accepted");
+    catch_up(&mut s.watcher).await;
+    for e in tree.entries() {
+        let expected = if e.job_id == challenged.job_id {
+            RelayJobStatus::Challenged
+        } else {
+            RelayJobStatus::Released
+        };
+        assert_eq!(s.status(e.job_id).await, expected, "job {}", e.job_id);
+    }
 }
 
 /// Batching never waits on nodes that cannot sign a batch: a job attested by fewer than M nodes

@@ -431,8 +431,15 @@ impl<P: Provider + Clone> AttestaClient<P> {
         let threshold = registry.threshold().block(at).call().await?.to::<usize>();
         quorum::check_quorum(&signers, &active, threshold)?;
 
-        let committed =
-            self.escrow().verifySettlement(job_id, settlement.result_hash, signers).call().await?;
+        let committed = match &settlement.batch {
+            None => {
+                let escrow = self.escrow();
+                escrow.verifySettlement(job_id, settlement.result_hash, signers).call().await?
+            }
+            Some(tree) => {
+                self.verify_batch_settlement(tree, job_id, settlement.result_hash, signers).await?
+            }
+        };
         if !committed {
             return Err(Error::SettlementMismatch { job_id });
         }
@@ -448,13 +455,70 @@ impl<P: Provider + Clone> AttestaClient<P> {
     /// For a job settled in a batch this releases the whole batch (`releaseBatch`).
     pub async fn release(&self, job_id: U256) -> Result<TransactionReceipt, Error> {
         let s = self.settlement(job_id).await?;
-        let escrow = self.escrow();
         match &s.batch {
-            None => send(escrow.release(job_id, s.result_hash, s.signers), self.account).await,
-            Some(tree) => {
-                send(escrow.releaseBatch(tree.batch_entries(), s.signers), self.account).await
+            None => {
+                send(self.escrow().release(job_id, s.result_hash, s.signers), self.account).await
             }
+            Some(tree) => self.release_batch(tree, s.signers).await,
         }
+    }
+
+    /// Whether `settleBatch` settled the job. Such a job reads as [`JobStatus::Settled`] from
+    /// [`Self::job`] with no per-job settlement: its (result, signers) are in its batch's record.
+    pub async fn is_batch_settled(&self, job_id: U256) -> Result<bool, Error> {
+        self.escrow().isBatchSettled(job_id).call().await.map_err(Error::from)
+    }
+
+    /// Whether the escrow confirms that `settleBatch` settled the job of `tree` (the batch's
+    /// entries, from the `settleBatch` calldata) with `result_hash` and `signers` (from its
+    /// `BatchSettled` event). `false` also when the job is not in `tree`.
+    pub async fn verify_batch_settlement(
+        &self,
+        tree: &BatchTree,
+        job_id: U256,
+        result_hash: B256,
+        signers: Vec<Address>,
+    ) -> Result<bool, Error> {
+        let Some(proof) = tree.proof(job_id, result_hash) else { return Ok(false) };
+        self.escrow()
+            .verifyBatchSettlement(job_id, tree.root(), result_hash, signers, proof)
+            .call()
+            .await
+            .map_err(Error::from)
+    }
+
+    /// Releases every job of a batch settled by `settleBatch` once the batch's challenge window
+    /// is over (anyone may call); jobs challenged meanwhile are skipped (their dispute decides).
+    /// `signers` are the batch's, from its `BatchSettled` event.
+    pub async fn release_batch(
+        &self,
+        tree: &BatchTree,
+        signers: Vec<Address>,
+    ) -> Result<TransactionReceipt, Error> {
+        send(self.escrow().releaseBatch(tree.batch_entries(), signers), self.account).await
+    }
+
+    /// Challenges one job of a batch within the batch's challenge window, posting the challenge
+    /// bond (approving the escrow first if the allowance is short). The job then has its own
+    /// Disputed state and the arbiter resolves it as for a job settled alone.
+    pub async fn challenge_batched(
+        &self,
+        tree: &BatchTree,
+        job_id: U256,
+        result_hash: B256,
+    ) -> Result<TransactionReceipt, Error> {
+        let proof = tree.proof(job_id, result_hash).ok_or(Error::Unverifiable {
+            job_id,
+            reason: "the job with this result is not an entry of the batch",
+        })?;
+        let bond = U256::from(self.escrow().config().call().await?.challengeBond);
+        let token = self.token();
+        let allowance = token.allowance(self.account, self.deployment.job_escrow).call().await?;
+        if allowance < bond {
+            send(token.approve(self.deployment.job_escrow, bond), self.account).await?;
+        }
+        send(self.escrow().challengeBatched(job_id, tree.root(), result_hash, proof), self.account)
+            .await
     }
 
     /// What this client's account can claim.

@@ -80,6 +80,25 @@ fn escrow_hint(e: &JobEscrowErrors) -> String {
             )
         }
         E::JobEscrowNothingToClaim(x) => format!("{} has nothing to claim", x.account),
+        E::JobEscrowUnknownBatch(x) => format!(
+            "no batch with root {} was settled: pass the batch's entries exactly as settleBatch got them",
+            x.root
+        ),
+        E::JobEscrowBatchSignersMismatch(x) => format!(
+            "the signer list is not the one batch {} settled with: take it from its BatchSettled event",
+            x.root
+        ),
+        E::JobEscrowBatchWindowOpen(x) => format!(
+            "the challenge window of batch {} is open until {}: release after it",
+            x.root, x.windowEnd
+        ),
+        E::JobEscrowNotInBatch(x) => format!(
+            "the Merkle proof does not show job {} with this result in batch {}: rebuild it from the batch's entries",
+            x.jobId, x.root
+        ),
+        E::JobEscrowNothingToRelease(x) => {
+            format!("every job of batch {} was already released or challenged", x.root)
+        }
         other => format!("{other:?}"),
     }
 }

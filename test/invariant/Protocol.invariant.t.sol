@@ -30,7 +30,7 @@ abstract contract ProtocolInvariantBase is AttestaTest {
 
     /// @notice The handler's actions, as the campaign targets them.
     function _selectors() internal pure returns (bytes4[] memory s) {
-        s = new bytes4[](20);
+        s = new bytes4[](21);
         s[0] = ProtocolHandler.joinOperator.selector;
         s[1] = ProtocolHandler.stake.selector;
         s[2] = ProtocolHandler.registerSigner.selector;
@@ -51,6 +51,7 @@ abstract contract ProtocolInvariantBase is AttestaTest {
         s[17] = ProtocolHandler.donate.selector;
         s[18] = ProtocolHandler.settleBatch.selector;
         s[19] = ProtocolHandler.releaseBatch.selector;
+        s[20] = ProtocolHandler.challengeBatched.selector;
     }
 
     /*//////////////////////////////////////////////////////////////

@@ -54,26 +54,97 @@ contract SettleBatchTest is BatchTestBase {
         IJobEscrow.BatchEntry[] memory entries = _batch(5);
         (bytes memory sigs, address[] memory signers) = _signBatch(entries, 3);
         bytes32 root = BatchTree.root(entries);
+        bytes32[] memory tree = BatchTree.tree(entries);
 
         vm.expectEmit(address(escrow));
         emit IJobEscrowEvents.BatchSettled(root, RUNTIME, signers, 5);
         assertEq(escrow.settleBatch(RUNTIME, entries, sigs), root, "returned root");
 
+        IJobEscrow.BatchRecord memory b = escrow.batch(root);
+        assertEq(b.signersHash, keccak256(abi.encode(signers)), "record: signers");
+        assertEq(b.settledAt, block.timestamp, "record: settledAt");
         for (uint256 i; i < entries.length; ++i) {
             IJobEscrow.Job memory j = escrow.job(entries[i].jobId);
-            assertEq(uint8(j.status), SETTLED, "status");
-            assertEq(j.updatedAt, block.timestamp, "updatedAt");
+            assertEq(uint8(j.status), SETTLED, "status reported");
+            assertTrue(escrow.isBatchSettled(entries[i].jobId), "bit");
+            assertEq(j.updatedAt, 0, "the job's own word is not written");
+            assertEq(j.settlement, bytes20(0), "no per-job settlement");
             assertEq(j.deadline, block.timestamp + 1 hours, "deadline kept");
             assertEq(j.client, client, "client kept");
             assertEq(j.fee, FEE, "fee kept");
             assertEq(j.modelId, MODEL, "model kept");
+            bytes32[] memory proof = BatchTree.proof(tree, i);
             assertTrue(
-                escrow.verifySettlement(entries[i].jobId, entries[i].resultHash, signers), "settlement"
+                escrow.verifyBatchSettlement(entries[i].jobId, root, entries[i].resultHash, signers, proof),
+                "settlement"
             );
-            // Another job's result does not verify for this job.
+            // Another job's result, other signers or a root never settled do not verify.
             assertFalse(
-                escrow.verifySettlement(entries[i].jobId, entries[(i + 1) % 5].resultHash, signers), "other"
+                escrow.verifyBatchSettlement(
+                    entries[i].jobId, root, entries[(i + 1) % 5].resultHash, signers, proof
+                ),
+                "other result"
             );
+            address[] memory others = new address[](3);
+            (others[0], others[1], others[2]) = (signers[0], signers[1], ops[3].signer);
+            assertFalse(
+                escrow.verifyBatchSettlement(entries[i].jobId, root, entries[i].resultHash, others, proof),
+                "other signers"
+            );
+            assertFalse(
+                escrow.verifyBatchSettlement(
+                    entries[i].jobId, tree[1], entries[i].resultHash, signers, proof
+                ),
+                "not a settled root"
+            );
+            // The single-settlement check does not apply to a batch-settled job.
+            assertFalse(escrow.verifySettlement(entries[i].jobId, entries[i].resultHash, signers), "single");
+        }
+    }
+
+    /// @dev The bitmap across word boundaries: ids around multiples of 256 land in the right bit and word,
+    /// and no other job reads as batch-settled.
+    /// forge-config: default.fuzz.runs = 64
+    function testFuzz_settleBatch_bitmapAcrossWordBoundaries(uint256 skip, uint256 size, uint256 seed)
+        public
+    {
+        skip = bound(skip, 250, 520);
+        size = bound(size, 1, 12);
+        for (uint256 i; i < skip; ++i) {
+            _createJob();
+        }
+        // `size` of the next 16 ids (crossing 256 or 512 for most skips), chosen by `seed`.
+        uint256 first = escrow.jobCount() + 1;
+        for (uint256 i; i < 16; ++i) {
+            _createJob();
+        }
+        IJobEscrow.BatchEntry[] memory entries = new IJobEscrow.BatchEntry[](size);
+        bool[16] memory chosen;
+        uint256 n;
+        for (uint256 i; n < size; ++i) {
+            uint256 offset = uint256(keccak256(abi.encode(seed, i))) % 16;
+            if (chosen[offset]) continue;
+            chosen[offset] = true;
+            entries[n++] = IJobEscrow.BatchEntry(first + offset, keccak256(abi.encode("out", offset)));
+        }
+        BatchTree.sort(entries);
+        _settleBatch(entries);
+        for (uint256 offset; offset < 16; ++offset) {
+            assertEq(escrow.isBatchSettled(first + offset), chosen[offset], "bit");
+            assertEq(_status(first + offset), chosen[offset] ? SETTLED : CREATED, "status");
+        }
+        assertFalse(escrow.isBatchSettled(first - 1), "before");
+        assertFalse(escrow.isBatchSettled(first + 16), "after");
+        // Every chosen job refuses a second settlement, single or batched; the others still settle alone.
+        for (uint256 offset; offset < 16; ++offset) {
+            uint256 jobId = first + offset;
+            (bytes memory sigs,) = _packSignatures(_firstKeys(3), _digest(jobId, RESULT));
+            if (chosen[offset]) {
+                vm.expectRevert(_wrongStatus(jobId, SETTLED));
+                escrow.settle(jobId, RUNTIME, RESULT, OUTPUT, sigs);
+            } else {
+                escrow.settle(jobId, RUNTIME, RESULT, OUTPUT, sigs);
+            }
         }
     }
 
@@ -116,8 +187,9 @@ contract SettleBatchTest is BatchTestBase {
     function test_settleBatch_acceptsEveryActiveSigner() public {
         IJobEscrow.BatchEntry[] memory entries = _batch(3);
         (bytes memory sigs, address[] memory signers) = _signBatch(entries, 4);
-        escrow.settleBatch(RUNTIME, entries, sigs);
-        assertTrue(escrow.verifySettlement(entries[0].jobId, entries[0].resultHash, signers));
+        bytes32 root = escrow.settleBatch(RUNTIME, entries, sigs);
+        assertEq(signers.length, 4);
+        assertEq(escrow.batch(root).signersHash, keccak256(abi.encode(signers)));
     }
 
     function test_RevertWhen_settleBatch_empty() public {
@@ -353,17 +425,32 @@ contract SettleBatchTest is BatchTestBase {
 }
 
 /// @title BatchLifecycleTest
-/// @notice After a batch settles, each job is released, challenged, resolved and slashed exactly as a job
-/// settled alone; `releaseBatch` pays a batch in one call with the same split as single releases.
+/// @notice After a batch settles, `releaseBatch` pays it against its record, `challengeBatched` disputes one
+/// job (which then resolves, expires and slashes as a job settled alone), and nothing pays or refunds twice.
 contract BatchLifecycleTest is BatchTestBase {
     uint256 internal constant SLASHED = 300 ether; // 30% overturned penalty of the minimum stake
     uint256 internal constant BOUNTY = 30 ether; // 10% of the slash to the challenger
+
+    function _batchWindowEnd(IJobEscrow.BatchEntry[] memory entries) internal view returns (uint256) {
+        return uint256(escrow.batch(BatchTree.root(entries)).settledAt) + escrow.config().challengeWindow;
+    }
+
+    function _challengeBatched(IJobEscrow.BatchEntry[] memory entries, uint256 k) internal {
+        _fund(challenger, BOND);
+        vm.prank(challenger);
+        escrow.challengeBatched(
+            entries[k].jobId,
+            BatchTree.root(entries),
+            entries[k].resultHash,
+            BatchTree.proof(BatchTree.tree(entries), k)
+        );
+    }
 
     function test_releaseBatch_paysExactlyWhatSingleReleasesPay() public {
         IJobEscrow.BatchEntry[] memory entries = _batch(4);
         address[] memory signers = _settleBatch(entries);
         address[] memory operators = _operators(signers);
-        vm.warp(_windowEnd(entries[0].jobId));
+        vm.warp(_batchWindowEnd(entries));
 
         for (uint256 k; k < entries.length; ++k) {
             vm.expectEmit(address(escrow));
@@ -379,41 +466,44 @@ contract BatchLifecycleTest is BatchTestBase {
 
         for (uint256 k; k < entries.length; ++k) {
             assertEq(uint8(escrow.job(entries[k].jobId).status), RELEASED);
+            assertTrue(escrow.isBatchSettled(entries[k].jobId), "the bit stays");
         }
         assertEq(_sumOwed(operators) + escrow.owed(treasury), 4 * FEE, "credits sum to the fees");
         assertEq(token.balanceOf(address(escrow)), 4 * FEE, "nothing left the escrow yet");
     }
 
-    function test_release_oneBatchJobAlone() public {
+    function test_RevertWhen_releaseBatch_twice() public {
         IJobEscrow.BatchEntry[] memory entries = _batch(3);
         address[] memory signers = _settleBatch(entries);
-        vm.warp(_windowEnd(entries[0].jobId));
-        escrow.release(entries[1].jobId, entries[1].resultHash, signers);
-        assertEq(uint8(escrow.job(entries[1].jobId).status), RELEASED);
-        assertEq(escrow.owed(treasury), TREASURY_OF_3);
+        vm.warp(_batchWindowEnd(entries));
+        escrow.releaseBatch(entries, signers);
+        uint256 owedTreasury = escrow.owed(treasury);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IJobEscrowErrors.JobEscrowNothingToRelease.selector, BatchTree.root(entries)
+            )
+        );
+        escrow.releaseBatch(entries, signers);
+        assertEq(escrow.owed(treasury), owedTreasury, "paid once");
     }
 
-    function test_releaseBatch_jobsSettledAloneBySameSigners() public {
-        uint256 a = _createJob();
-        uint256 b = _createJob();
-        address[] memory signers = _settleWith(a, 3);
-        _settleWith(b, 3);
-        IJobEscrow.BatchEntry[] memory entries = new IJobEscrow.BatchEntry[](2);
-        entries[0] = IJobEscrow.BatchEntry(b, RESULT);
-        entries[1] = IJobEscrow.BatchEntry(a, RESULT);
-        vm.warp(_windowEnd(a));
-        escrow.releaseBatch(entries, signers);
-        assertEq(escrow.owed(treasury), 2 * TREASURY_OF_3);
+    function test_RevertWhen_release_batchSettledJobAlone() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(3);
+        address[] memory signers = _settleBatch(entries);
+        vm.warp(_batchWindowEnd(entries));
+        // `release` is for jobs settled alone: a batch job has no per-job settlement to check against.
+        vm.expectRevert(_wrongStatus(entries[1].jobId, CREATED));
+        escrow.release(entries[1].jobId, entries[1].resultHash, signers);
     }
 
     function test_RevertWhen_releaseBatch_windowOpen() public {
         IJobEscrow.BatchEntry[] memory entries = _batch(2);
         address[] memory signers = _settleBatch(entries);
-        uint256 windowEnd = _windowEnd(entries[0].jobId);
+        uint256 windowEnd = _batchWindowEnd(entries);
         vm.warp(windowEnd - 1);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IJobEscrowErrors.JobEscrowChallengeWindowOpen.selector, entries[0].jobId, windowEnd
+                IJobEscrowErrors.JobEscrowBatchWindowOpen.selector, BatchTree.root(entries), windowEnd
             )
         );
         escrow.releaseBatch(entries, signers);
@@ -422,10 +512,12 @@ contract BatchLifecycleTest is BatchTestBase {
     function test_RevertWhen_releaseBatch_wrongSigners() public {
         IJobEscrow.BatchEntry[] memory entries = _batch(2);
         address[] memory signers = _settleBatch(entries);
-        vm.warp(_windowEnd(entries[0].jobId));
+        vm.warp(_batchWindowEnd(entries));
         signers[0] = ops[3].signer;
         vm.expectRevert(
-            abi.encodeWithSelector(IJobEscrowErrors.JobEscrowSettlementMismatch.selector, entries[0].jobId)
+            abi.encodeWithSelector(
+                IJobEscrowErrors.JobEscrowBatchSignersMismatch.selector, BatchTree.root(entries)
+            )
         );
         escrow.releaseBatch(entries, signers);
     }
@@ -433,24 +525,47 @@ contract BatchLifecycleTest is BatchTestBase {
     function test_RevertWhen_releaseBatch_wrongResult() public {
         IJobEscrow.BatchEntry[] memory entries = _batch(2);
         address[] memory signers = _settleBatch(entries);
-        vm.warp(_windowEnd(entries[0].jobId));
+        vm.warp(_batchWindowEnd(entries));
         entries[1].resultHash = RESULT;
+        BatchTree.sort(entries);
         vm.expectRevert(
-            abi.encodeWithSelector(IJobEscrowErrors.JobEscrowSettlementMismatch.selector, entries[1].jobId)
+            abi.encodeWithSelector(IJobEscrowErrors.JobEscrowUnknownBatch.selector, BatchTree.root(entries))
         );
         escrow.releaseBatch(entries, signers);
+    }
+
+    function test_RevertWhen_releaseBatch_partOfTheBatch() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(3);
+        address[] memory signers = _settleBatch(entries);
+        vm.warp(_batchWindowEnd(entries));
+        IJobEscrow.BatchEntry[] memory part = new IJobEscrow.BatchEntry[](2);
+        (part[0], part[1]) = (entries[0], entries[1]);
+        vm.expectRevert(
+            abi.encodeWithSelector(IJobEscrowErrors.JobEscrowUnknownBatch.selector, BatchTree.root(part))
+        );
+        escrow.releaseBatch(part, signers);
     }
 
     function test_RevertWhen_releaseBatch_jobTwice() public {
         IJobEscrow.BatchEntry[] memory entries = _batch(2);
         address[] memory signers = _settleBatch(entries);
-        vm.warp(_windowEnd(entries[0].jobId));
+        vm.warp(_batchWindowEnd(entries));
         IJobEscrow.BatchEntry[] memory twice = new IJobEscrow.BatchEntry[](2);
         (twice[0], twice[1]) = (entries[0], entries[0]);
-        vm.expectRevert(
-            abi.encodeWithSelector(IJobEscrowErrors.JobEscrowWrongStatus.selector, entries[0].jobId, RELEASED)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrowErrors.JobEscrowBatchNotAscending.selector, 1));
         escrow.releaseBatch(twice, signers);
+    }
+
+    function test_RevertWhen_releaseBatch_jobsSettledAlone() public {
+        uint256 a = _createJob();
+        address[] memory signers = _settleWith(a, 3);
+        IJobEscrow.BatchEntry[] memory entries = new IJobEscrow.BatchEntry[](1);
+        entries[0] = IJobEscrow.BatchEntry(a, RESULT);
+        vm.warp(_windowEnd(a));
+        vm.expectRevert(
+            abi.encodeWithSelector(IJobEscrowErrors.JobEscrowUnknownBatch.selector, BatchTree.root(entries))
+        );
+        escrow.releaseBatch(entries, signers);
     }
 
     function test_RevertWhen_releaseBatch_empty() public {
@@ -460,32 +575,177 @@ contract BatchLifecycleTest is BatchTestBase {
         escrow.releaseBatch(new IJobEscrow.BatchEntry[](0), new address[](0));
     }
 
-    function test_RevertWhen_releaseBatch_challengedJobIncluded() public {
+    function test_RevertWhen_releaseBatch_paused() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(1);
+        address[] memory signers = _settleBatch(entries);
+        vm.warp(_batchWindowEnd(entries));
+        _pause();
+        vm.expectRevert(Pausable.EnforcedPause.selector);
+        escrow.releaseBatch(entries, signers);
+    }
+
+    /// @dev A challenged job is skipped: the rest of the batch is paid, the dispute decides the other one.
+    function test_releaseBatch_skipsAChallengedJob() public {
         IJobEscrow.BatchEntry[] memory entries = _batch(3);
         address[] memory signers = _settleBatch(entries);
-        _challenge(entries[1].jobId);
-        vm.warp(_windowEnd(entries[0].jobId));
-        vm.expectRevert(
-            abi.encodeWithSelector(IJobEscrowErrors.JobEscrowWrongStatus.selector, entries[1].jobId, DISPUTED)
-        );
+        _challengeBatched(entries, 1);
+        vm.warp(_batchWindowEnd(entries));
         escrow.releaseBatch(entries, signers);
-
-        // The rest of the batch is released without it.
-        IJobEscrow.BatchEntry[] memory rest = new IJobEscrow.BatchEntry[](2);
-        (rest[0], rest[1]) = (entries[0], entries[2]);
-        escrow.releaseBatch(rest, signers);
         assertEq(uint8(escrow.job(entries[0].jobId).status), RELEASED);
         assertEq(uint8(escrow.job(entries[1].jobId).status), DISPUTED);
+        assertEq(uint8(escrow.job(entries[2].jobId).status), RELEASED);
+        assertEq(escrow.owed(treasury), 2 * TREASURY_OF_3, "two jobs paid");
+
+        // The dispute upholds the result: paid once, with the bond to the treasury.
+        vm.prank(arbiter);
+        escrow.resolveDispute(entries[1].jobId, true, entries[1].resultHash, signers);
+        assertEq(escrow.owed(treasury), 3 * TREASURY_OF_3 + BOND);
+        assertEq(_sumOwed(_operators(signers)) + escrow.owed(treasury), 3 * FEE + BOND);
+    }
+
+    /// @dev Batch then single: a batch-settled job cannot be settled, batched again or refunded.
+    function test_RevertWhen_settle_batchSettledJob() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(2);
+        _settleBatch(entries);
+        uint256 jobId = entries[0].jobId;
+        (bytes memory sigs,) = _signed(jobId, 3);
+        vm.expectRevert(_wrongStatus(jobId, SETTLED));
+        escrow.settle(jobId, RUNTIME, RESULT, OUTPUT, sigs);
+    }
+
+    function test_RevertWhen_refund_batchSettledJob() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(2);
+        _settleBatch(entries);
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectRevert(_wrongStatus(entries[0].jobId, SETTLED));
+        escrow.refund(entries[0].jobId);
+        assertEq(token.balanceOf(address(escrow)), 2 * FEE, "nothing refunded");
+    }
+
+    function test_RevertWhen_challenge_batchSettledJobWithoutProof() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(2);
+        _settleBatch(entries);
+        _fund(challenger, BOND);
+        vm.expectRevert(_wrongStatus(entries[0].jobId, CREATED));
+        vm.prank(challenger);
+        escrow.challenge(entries[0].jobId);
+    }
+
+    function test_challengeBatched_materializesTheJob() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(3);
+        address[] memory signers = _settleBatch(entries);
+        vm.warp(block.timestamp + 5);
+        _fund(challenger, BOND);
+        bytes32 root = BatchTree.root(entries);
+        bytes32[] memory proof = BatchTree.proof(BatchTree.tree(entries), 2);
+        vm.expectEmit(address(escrow));
+        emit IJobEscrowEvents.JobChallenged(entries[2].jobId, challenger, BOND);
+        vm.prank(challenger);
+        escrow.challengeBatched(entries[2].jobId, root, entries[2].resultHash, proof);
+        IJobEscrow.Job memory j = escrow.job(entries[2].jobId);
+        assertEq(uint8(j.status), DISPUTED);
+        assertEq(j.updatedAt, block.timestamp);
+        assertTrue(escrow.verifySettlement(entries[2].jobId, entries[2].resultHash, signers), "own word");
+        assertEq(token.balanceOf(address(escrow)), 3 * FEE + BOND, "bond held");
+        // Challenged once only.
+        _fund(challenger, BOND);
+        vm.expectRevert(_wrongStatus(entries[2].jobId, DISPUTED));
+        vm.prank(challenger);
+        escrow.challengeBatched(entries[2].jobId, root, entries[2].resultHash, proof);
+    }
+
+    function test_RevertWhen_challengeBatched_wrongProof() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(4);
+        _settleBatch(entries);
+        bytes32 root = BatchTree.root(entries);
+        bytes32[] memory otherProof = BatchTree.proof(BatchTree.tree(entries), 1);
+        _fund(challenger, BOND);
+        vm.expectRevert(
+            abi.encodeWithSelector(IJobEscrowErrors.JobEscrowNotInBatch.selector, entries[0].jobId, root)
+        );
+        vm.prank(challenger);
+        escrow.challengeBatched(entries[0].jobId, root, entries[0].resultHash, otherProof);
+    }
+
+    function test_RevertWhen_challengeBatched_wrongResult() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(4);
+        _settleBatch(entries);
+        bytes32 root = BatchTree.root(entries);
+        bytes32[] memory proof = BatchTree.proof(BatchTree.tree(entries), 0);
+        _fund(challenger, BOND);
+        vm.expectRevert(
+            abi.encodeWithSelector(IJobEscrowErrors.JobEscrowNotInBatch.selector, entries[0].jobId, root)
+        );
+        vm.prank(challenger);
+        escrow.challengeBatched(entries[0].jobId, root, RESULT, proof);
+    }
+
+    function test_RevertWhen_challengeBatched_unknownRoot() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(4);
+        _settleBatch(entries);
+        bytes32[] memory tree = BatchTree.tree(entries);
+        _fund(challenger, BOND);
+        // An inner node of the settled tree is not a settled batch.
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrowErrors.JobEscrowUnknownBatch.selector, tree[1]));
+        vm.prank(challenger);
+        escrow.challengeBatched(entries[0].jobId, tree[1], entries[0].resultHash, new bytes32[](0));
+    }
+
+    function test_RevertWhen_challengeBatched_jobOfAnotherBatch() public {
+        IJobEscrow.BatchEntry[] memory a = _batch(2);
+        IJobEscrow.BatchEntry[] memory b = _batch(2);
+        _settleBatch(a);
+        // b's root is not settled; a job of b with a's root has no valid proof.
+        _fund(challenger, BOND);
+        vm.expectRevert(_wrongStatus(b[0].jobId, CREATED));
+        vm.prank(challenger);
+        escrow.challengeBatched(b[0].jobId, BatchTree.root(a), b[0].resultHash, new bytes32[](0));
+    }
+
+    function test_RevertWhen_challengeBatched_windowClosed() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(2);
+        _settleBatch(entries);
+        uint256 windowEnd = _batchWindowEnd(entries);
+        vm.warp(windowEnd);
+        _fund(challenger, BOND);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IJobEscrowErrors.JobEscrowChallengeWindowClosed.selector, entries[0].jobId, windowEnd
+            )
+        );
+        vm.prank(challenger);
+        escrow.challengeBatched(
+            entries[0].jobId,
+            BatchTree.root(entries),
+            entries[0].resultHash,
+            BatchTree.proof(BatchTree.tree(entries), 0)
+        );
+    }
+
+    function test_RevertWhen_challengeBatched_afterRelease() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(2);
+        address[] memory signers = _settleBatch(entries);
+        vm.warp(_batchWindowEnd(entries));
+        escrow.releaseBatch(entries, signers);
+        _fund(challenger, BOND);
+        vm.expectRevert(_wrongStatus(entries[0].jobId, RELEASED));
+        vm.prank(challenger);
+        escrow.challengeBatched(
+            entries[0].jobId,
+            BatchTree.root(entries),
+            entries[0].resultHash,
+            BatchTree.proof(BatchTree.tree(entries), 0)
+        );
     }
 
     /// @dev One job of a batch is challenged and overturned: its client is refunded, its signers slashed,
-    /// the other jobs of the batch are unaffected.
+    /// the other jobs of the batch are unaffected and still paid by `releaseBatch`.
     function test_resolveDispute_overturnsOneBatchJobAndSlashesItsSigners() public {
         IJobEscrow.BatchEntry[] memory entries = _batch(3);
         address[] memory signers = _settleBatch(entries);
         address[] memory operators = _operators(signers);
         uint256 jobId = entries[2].jobId;
-        _challenge(jobId);
+        _challengeBatched(entries, 2);
 
         for (uint256 i; i < operators.length; ++i) {
             vm.expectEmit(address(registry));
@@ -495,13 +755,33 @@ contract BatchLifecycleTest is BatchTestBase {
         escrow.resolveDispute(jobId, false, entries[2].resultHash, signers);
         assertEq(uint8(escrow.job(jobId).status), OVERTURNED);
         assertEq(escrow.owed(client), FEE, "client refunded");
+        assertEq(escrow.owed(challenger), BOND, "bond returned");
         assertEq(uint8(escrow.job(entries[0].jobId).status), SETTLED, "rest of the batch untouched");
+
+        // The overturned job is neither refunded again nor paid by the batch release.
+        vm.warp(block.timestamp + 1 hours + 1);
+        vm.expectRevert(_wrongStatus(jobId, OVERTURNED));
+        escrow.refund(jobId);
+        escrow.releaseBatch(entries, signers);
+        assertEq(_sumOwed(operators) + escrow.owed(treasury), 2 * FEE, "two jobs paid");
+        assertEq(uint8(escrow.job(jobId).status), OVERTURNED);
+    }
+
+    function test_expireDispute_refundsABatchJob() public {
+        IJobEscrow.BatchEntry[] memory entries = _batch(2);
+        _settleBatch(entries);
+        _challengeBatched(entries, 0);
+        vm.warp(_disputeEnd(entries[0].jobId));
+        escrow.expireDispute(entries[0].jobId);
+        assertEq(uint8(escrow.job(entries[0].jobId).status), REFUNDED);
+        assertEq(escrow.owed(client), FEE);
+        assertEq(escrow.owed(challenger), BOND);
     }
 
     function test_RevertWhen_resolveDispute_batchJobWithAnotherJobsResult() public {
         IJobEscrow.BatchEntry[] memory entries = _batch(2);
         address[] memory signers = _settleBatch(entries);
-        _challenge(entries[0].jobId);
+        _challengeBatched(entries, 0);
         vm.expectRevert(
             abi.encodeWithSelector(IJobEscrowErrors.JobEscrowSettlementMismatch.selector, entries[0].jobId)
         );

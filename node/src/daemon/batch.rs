@@ -176,7 +176,8 @@ pub async fn check(
         if job.modelId != own.model_id || job.inputHash != own.input_hash {
             return Err(BatchRefusal::ChainMismatch(job_id));
         }
-        // IJobEscrow.JobStatus.Created
+        // IJobEscrow.JobStatus.Created. The escrow's `job` reports a job settled by an earlier
+        // batch as Settled (its own word still says Created; its bit in the batch bitmap is set).
         if job.status != 1 {
             return Err(BatchRefusal::NotCreated { job_id, status: job.status });
         }

@@ -255,6 +255,7 @@ async fn rust_batch_signatures_settle_every_job_on_chain() {
     assert!(receipt.status());
     gas.push(("settle, 1 job".to_string(), receipt.gas_used));
 
+    let mut batches = Vec::new();
     for batch in [&jobs[1..2], &jobs[2..]] {
         let tree = BatchTree::new(
             batch.iter().map(|id| (*id, keccak256(format!("output of job {id}").as_bytes()))),
@@ -287,12 +288,27 @@ async fn rust_batch_signatures_settle_every_job_on_chain() {
         assert!(receipt.status());
         gas.push((format!("settleBatch, {} jobs", batch.len()), receipt.gas_used));
         for (k, e) in tree.entries().iter().enumerate() {
-            let settled = escrow
-                .verifySettlement(e.job_id, e.result_hash, signers.clone())
-                .call()
-                .await
-                .unwrap();
-            assert!(settled, "job {} settled with the batch's signers", e.job_id);
+            // A batch-settled job: reported Settled, its bit set, verified against the batch record.
+            assert_eq!(
+                s.client.job(e.job_id).await.unwrap().status,
+                attesta_sdk::JobStatus::Settled
+            );
+            assert!(s.client.is_batch_settled(e.job_id).await.unwrap());
+            assert!(
+                s.client
+                    .verify_batch_settlement(&tree, e.job_id, e.result_hash, signers.clone())
+                    .await
+                    .unwrap(),
+                "job {} settled with the batch's signers",
+                e.job_id
+            );
+            assert!(
+                !s.client
+                    .verify_batch_settlement(&tree, e.job_id, e.result_hash, signers[1..].to_vec())
+                    .await
+                    .unwrap(),
+                "not with other signers"
+            );
             let proof = tree.proof_at(k).unwrap();
             assert!(verify(&proof, tree.root(), leaf_hash(e.job_id, e.result_hash)));
             let included = escrow
@@ -302,7 +318,37 @@ async fn rust_batch_signatures_settle_every_job_on_chain() {
                 .unwrap();
             assert!(included);
         }
+        batches.push((tree, signers));
     }
+
+    // One job of the big batch is challenged with its proof; after the window the batch is
+    // released in one call and the challenged job is skipped (its dispute decides it).
+    let (big, big_signers) = &batches[1];
+    let challenged = big.entries()[3];
+    let bond = s.client.escrow().config().call().await.unwrap().challengeBond;
+    s.devnet.mint(s.client.account(), U256::from(bond)).await;
+    let receipt =
+        s.client.challenge_batched(big, challenged.job_id, challenged.result_hash).await.unwrap();
+    gas.push(("challengeBatched, 14-job batch".to_string(), receipt.gas_used));
+    assert_eq!(
+        s.client.job(challenged.job_id).await.unwrap().status,
+        attesta_sdk::JobStatus::Disputed
+    );
+    let window = s.client.escrow().config().call().await.unwrap().challengeWindow;
+    s.devnet.advance(window.to::<u64>()).await;
+    let receipt = s.client.release_batch(big, big_signers.clone()).await.unwrap();
+    gas.push(("releaseBatch, 14 jobs (one skipped)".to_string(), receipt.gas_used));
+    for e in big.entries() {
+        let expected = if e.job_id == challenged.job_id {
+            attesta_sdk::JobStatus::Disputed
+        } else {
+            attesta_sdk::JobStatus::Released
+        };
+        assert_eq!(s.client.job(e.job_id).await.unwrap().status, expected);
+    }
+    // Releasing it again pays nothing: the escrow refuses.
+    assert!(s.client.release_batch(big, big_signers.clone()).await.is_err());
+
     for (what, used) in gas {
         println!("anvil receipt gasUsed, 5-of-7, {what}: {used}");
     }

@@ -88,6 +88,10 @@ contract ProtocolHandler is CommonBase, StdCheats, StdUtils {
     mapping(uint256 jobId => uint256) public ghostBond;
     mapping(uint256 jobId => bytes32) internal _resultOf;
     mapping(uint256 jobId => address[]) internal _signersOf;
+    /// @dev Batches settled by `settleBatch`, by root: entries in settlement order, time of settlement.
+    bytes32[] internal _roots;
+    mapping(bytes32 root => IJobEscrow.BatchEntry[]) internal _batchEntries;
+    mapping(bytes32 root => uint256) internal _batchSettledAt;
     mapping(uint256 jobId => uint8) public ghostPrevStatus;
 
     // Registry.
@@ -162,7 +166,7 @@ contract ProtocolHandler is CommonBase, StdCheats, StdUtils {
         currentTime = block.timestamp;
         ghostPrevActiveSetVersion = registry_.activeSetVersion();
         ghostPrevEpoch = slashing_.currentEpoch();
-        string[23] memory names = [
+        string[24] memory names = [
             "joinOperator",
             "stake",
             "registerSigner",
@@ -175,6 +179,7 @@ contract ProtocolHandler is CommonBase, StdCheats, StdUtils {
             "release",
             "settleBatch",
             "releaseBatch",
+            "challengeBatched",
             "refund",
             "challenge",
             "resolveStands",
@@ -385,40 +390,75 @@ contract ProtocolHandler is CommonBase, StdCheats, StdUtils {
             entries[k] = found[k];
         }
         BatchTree.sort(entries);
-        escrow.settleBatch(
-            runtimeId, entries, _pack(keys, escrow.hashBatchAttestation(BatchTree.root(entries), runtimeId))
-        );
+        bytes32 root = BatchTree.root(entries);
+        escrow.settleBatch(runtimeId, entries, _pack(keys, escrow.hashBatchAttestation(root, runtimeId)));
         for (uint256 k; k < count; ++k) {
             _resultOf[entries[k].jobId] = entries[k].resultHash;
             _signersOf[entries[k].jobId] = signers;
+            _batchEntries[root].push(entries[k]);
         }
+        _roots.push(root);
+        _batchSettledAt[root] = currentTime;
         ++calls["settleBatch"];
     }
 
-    /// @notice Releases, in one call, every releasable job settled by the same signers as the first one found.
-    function releaseBatch(uint256 jobSeed) external step {
-        uint256 first = _findJob(jobSeed, _releasable);
-        if (first == 0) return;
-        bytes32 signersHash = keccak256(abi.encode(_signersOf[first]));
-        uint256 n = escrow.jobCount();
-        IJobEscrow.BatchEntry[] memory found = new IJobEscrow.BatchEntry[](n);
-        uint256 count;
+    /// @dev A settled batch, from a random start, with a job still batch-settled (reported Settled) and
+    /// whose challenge window is over (`due`) or open (`!due`); 0 if none.
+    function _findBatch(uint256 seed, bool due) internal view returns (bytes32) {
+        uint256 n = _roots.length;
+        for (uint256 i; i < n; ++i) {
+            bytes32 root = _roots[(seed % n + i) % n];
+            bool over = currentTime >= _batchSettledAt[root] + _challengeWindow;
+            if (over != due) continue;
+            IJobEscrow.BatchEntry[] storage e = _batchEntries[root];
+            for (uint256 k; k < e.length; ++k) {
+                if (escrow.job(e[k].jobId).status == IJobEscrow.JobStatus.Settled) return root;
+            }
+        }
+        return 0;
+    }
+
+    /// @notice Releases a whole settled batch after its window: its jobs not challenged are paid once.
+    function releaseBatch(uint256 batchSeed) external step {
+        if (_roots.length == 0) return;
+        bytes32 root = _findBatch(batchSeed, true);
+        if (root == 0) return;
+        IJobEscrow.BatchEntry[] memory entries = _batchEntries[root];
         uint256 fees;
-        for (uint256 id = 1; id <= n; ++id) {
-            IJobEscrow.Job memory j = escrow.job(id);
-            if (!_releasable(j) || keccak256(abi.encode(_signersOf[id])) != signersHash) continue;
-            found[count++] = IJobEscrow.BatchEntry(id, _resultOf[id]);
+        for (uint256 k; k < entries.length; ++k) {
+            IJobEscrow.Job memory j = escrow.job(entries[k].jobId);
+            if (j.status != IJobEscrow.JobStatus.Settled) continue; // challenged: its dispute decides
             fees += j.fee;
+            ++ghostPaid[entries[k].jobId];
         }
-        IJobEscrow.BatchEntry[] memory entries = new IJobEscrow.BatchEntry[](count);
-        for (uint256 k; k < count; ++k) {
-            entries[k] = found[k];
-            ++ghostPaid[found[k].jobId];
-        }
-        escrow.releaseBatch(entries, _signersOf[first]);
+        escrow.releaseBatch(entries, _signersOf[entries[0].jobId]);
         ghostOpenFees -= fees;
         ghostOwed += fees;
         ++calls["releaseBatch"];
+    }
+
+    /// @notice Challenges one batch-settled job within its batch's window, with its Merkle proof.
+    function challengeBatched(uint256 batchSeed, uint256 entrySeed, uint256 challengerSeed) external step {
+        if (_roots.length == 0) return;
+        bytes32 root = _findBatch(batchSeed, false);
+        if (root == 0) return;
+        IJobEscrow.BatchEntry[] memory entries = _batchEntries[root];
+        uint256 k = entrySeed % entries.length;
+        while (escrow.job(entries[k].jobId).status != IJobEscrow.JobStatus.Settled) {
+            k = (k + 1) % entries.length;
+        }
+        address who = challengers[challengerSeed % challengers.length];
+        uint256 bond = escrow.config().challengeBond;
+        token.mint(who, bond);
+        vm.startPrank(who);
+        token.approve(address(escrow), bond);
+        escrow.challengeBatched(
+            entries[k].jobId, root, entries[k].resultHash, BatchTree.proof(BatchTree.tree(entries), k)
+        );
+        vm.stopPrank();
+        ghostOpenBonds += bond;
+        ghostBond[entries[k].jobId] = bond;
+        ++calls["challengeBatched"];
     }
 
     /// @notice Anyone refunds an unsettled job after its deadline; the fee goes straight to the client.
@@ -758,14 +798,15 @@ contract ProtocolHandler is CommonBase, StdCheats, StdUtils {
         return j.status == IJobEscrow.JobStatus.Created && currentTime > j.deadline;
     }
 
+    // Settled with updatedAt 0 is a batch-settled job: released and challenged through its batch.
     function _releasable(IJobEscrow.Job memory j) internal view returns (bool) {
-        return
-            j.status == IJobEscrow.JobStatus.Settled && currentTime >= uint256(j.updatedAt) + _challengeWindow;
+        return j.status == IJobEscrow.JobStatus.Settled && j.updatedAt != 0
+            && currentTime >= uint256(j.updatedAt) + _challengeWindow;
     }
 
     function _challengeable(IJobEscrow.Job memory j) internal view returns (bool) {
-        return
-            j.status == IJobEscrow.JobStatus.Settled && currentTime < uint256(j.updatedAt) + _challengeWindow;
+        return j.status == IJobEscrow.JobStatus.Settled && j.updatedAt != 0
+            && currentTime < uint256(j.updatedAt) + _challengeWindow;
     }
 
     function _resolvable(IJobEscrow.Job memory j) internal view returns (bool) {

@@ -283,6 +283,37 @@ export const jobEscrowAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "root",
+        "type": "bytes32"
+      }
+    ],
+    "name": "batch",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "signersHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint40",
+            "name": "settledAt",
+            "type": "uint40"
+          }
+        ],
+        "internalType": "struct IJobEscrow.BatchRecord",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "jobId",
         "type": "uint256"
@@ -333,6 +364,34 @@ export const jobEscrowAbi = [
       }
     ],
     "name": "challenge",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "jobId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "root",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "resultHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32[]",
+        "name": "proof",
+        "type": "bytes32[]"
+      }
+    ],
+    "name": "challengeBatched",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -681,6 +740,25 @@ export const jobEscrowAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "jobId",
+        "type": "uint256"
+      }
+    ],
+    "name": "isBatchSettled",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "bytes32",
         "name": "runtimeId",
         "type": "bytes32"
@@ -751,7 +829,7 @@ export const jobEscrowAbi = [
           }
         ],
         "internalType": "struct IJobEscrow.Job",
-        "name": "",
+        "name": "j",
         "type": "tuple"
       }
     ],
@@ -1292,6 +1370,45 @@ export const jobEscrowAbi = [
       }
     ],
     "stateMutability": "pure",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "jobId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "root",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "resultHash",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address[]",
+        "name": "signers",
+        "type": "address[]"
+      },
+      {
+        "internalType": "bytes32[]",
+        "name": "proof",
+        "type": "bytes32[]"
+      }
+    ],
+    "name": "verifyBatchSettlement",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
     "type": "function"
   },
   {
@@ -1870,6 +1987,17 @@ export const jobEscrowAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "root",
+        "type": "bytes32"
+      }
+    ],
+    "name": "JobEscrowBatchSignersMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "size",
         "type": "uint256"
@@ -1881,6 +2009,22 @@ export const jobEscrowAbi = [
       }
     ],
     "name": "JobEscrowBatchSizeOutOfRange",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "root",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "windowEnd",
+        "type": "uint256"
+      }
+    ],
+    "name": "JobEscrowBatchWindowOpen",
     "type": "error"
   },
   {
@@ -2051,12 +2195,39 @@ export const jobEscrowAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "jobId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "root",
+        "type": "bytes32"
+      }
+    ],
+    "name": "JobEscrowNotInBatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "address",
         "name": "account",
         "type": "address"
       }
     ],
     "name": "JobEscrowNothingToClaim",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "root",
+        "type": "bytes32"
+      }
+    ],
+    "name": "JobEscrowNothingToRelease",
     "type": "error"
   },
   {
@@ -2127,6 +2298,17 @@ export const jobEscrowAbi = [
       }
     ],
     "name": "JobEscrowSettlementMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "root",
+        "type": "bytes32"
+      }
+    ],
+    "name": "JobEscrowUnknownBatch",
     "type": "error"
   },
   {
