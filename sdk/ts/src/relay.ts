@@ -50,6 +50,12 @@ export interface RelayJobView {
   signers: Address[];
   /** The settlement transaction, once mined. */
   settleTx: Hex | undefined;
+  /**
+   * The Merkle root of the batch that settled the job, when `settleBatch` did (then `settleTx` is
+   * the batch's transaction and the output is in no log: {@link RelayClient.result} serves it,
+   * checked against the result hash).
+   */
+  batchRoot: Hex | undefined;
 }
 
 /** `GET /v1/jobs/{id}/result` answer, checked against the expected result hash. */
@@ -198,6 +204,7 @@ function jobView(j: Json): RelayJobView {
     resultHash: optHex(j.result_hash),
     signers: list(j.signers).map(addr),
     settleTx: optHex(j.settle_tx),
+    batchRoot: optHex(j.batch_root),
   };
 }
 
@@ -256,6 +263,7 @@ export class RelayClient {
    * A settled job's result, or `undefined` while it is not settled. `expectedResultHash` is the
    * result hash you read on-chain (`AttestaClient.settlement(jobId)`): the answer is refused
    * unless both it and keccak256 of its output equal it, so a relayer cannot swap the output.
+   * This is where a job settled in a batch gets its output: batches publish none on chain.
    */
   async result(jobId: bigint, expectedResultHash: Hex): Promise<RelayJobResult | undefined> {
     const path = `/v1/jobs/${jobId}/result`;
