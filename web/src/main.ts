@@ -20,7 +20,6 @@ import {
   topLabel,
   type Deployment,
   type JobStatus,
-  type RelayJobResult,
 } from "@attesta/sdk";
 import {
   createPublicClient,
@@ -183,11 +182,12 @@ async function showResult(client: AttestaClient, relay: RelayClient, jobId: bigi
   }
   let output = settlement.output;
   if (settlement.batch) {
-    if (copy instanceof Error) throw new Error(`job ${jobId} settled in a batch, whose outputs are not on chain, and the relayer's copy does not check out: ${copy.message}`);
-    if (!copy) throw new Error(`job ${jobId} settled in a batch, whose outputs are not on chain, and the relayer does not serve it yet: retry later or ask another relayer`);
-    output = (copy as RelayJobResult).output;
-    // Again here, so the answer shown never rests on the relayer: these bytes hash to the attested result.
-    settlement.checkOutput(output);
+    // Fetched again through RelayClient.output, which checks the bytes against the attested
+    // result hash: the answer shown never rests on the relayer.
+    const fetched = copy instanceof Error ? copy : await relay.output(settlement).catch((e: unknown) => e);
+    if (fetched instanceof Error) throw new Error(`job ${jobId} settled in a batch, whose outputs are not on chain, and the relayer's copy does not check out: ${fetched.message}`);
+    if (!fetched) throw new Error(`job ${jobId} settled in a batch, whose outputs are not on chain, and the relayer does not serve it yet: retry later or ask another relayer`);
+    output = fetched as Hex;
   }
   const top = topLabel(decodeCanonical(output), names);
   $("label").textContent = top.label;

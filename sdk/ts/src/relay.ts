@@ -9,6 +9,7 @@
  * Works in browsers and Node.js (≥ 18): it only needs `fetch`.
  */
 import { bytesToHex, hexToBytes, keccak256, type Address, type Hex } from "viem";
+import type { Settlement } from "./client.js";
 import { RelayError } from "./errors.js";
 
 /** `POST /v1/blobs` answer. */
@@ -284,6 +285,24 @@ export class RelayClient {
       );
     }
     return { jobId: u256(r.job_id), resultHash: claimed, output: bytesToHex(hexToBytes(output)), signers: list(r.signers).map(addr) };
+  }
+
+  /**
+   * The output bytes of a settlement (from `AttestaClient.settlement` or `verifySettlement`),
+   * checked against its attested result hash: the published ones for a job settled alone, this
+   * relayer's copy for a job settled in a batch (batches publish no outputs), `undefined` while
+   * the relayer does not serve it. Throws `OutputMismatchError` or {@link RelayError} for bytes
+   * that do not hash to the result.
+   */
+  async output(settlement: Settlement): Promise<Hex | undefined> {
+    if (!settlement.batch) {
+      settlement.checkOutput(settlement.output);
+      return settlement.output;
+    }
+    const copy = await this.result(settlement.jobId, settlement.resultHash);
+    if (!copy) return undefined;
+    settlement.checkOutput(copy.output);
+    return copy.output;
   }
 
   /** Every attestation the relayer received for a job (empty for an unknown job). */

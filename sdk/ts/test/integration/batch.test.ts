@@ -11,6 +11,8 @@ import {
   InactiveSignerError,
   NotSettledError,
   OutputMismatchError,
+  RelayClient,
+  RelayError,
   RevertError,
   Settlement,
   SettlementMismatchError,
@@ -84,7 +86,7 @@ describe("jobs settled in a batch", { concurrency: false }, () => {
     ] as const;
     const waiting = client.waitSettled(jobs[0], 60_000);
     const ws = devnet.wsClient();
-    const wsWaiting = ws.waitSettled(jobs[1], 20_000);
+    const wsWaiting = ws.waitSettled(jobs[1], 20_000).then((settlement) => ({ settlement, at: Date.now() }));
     await assert.rejects(client.settlement(jobs[0]), NotSettledError);
     await new Promise((r) => setTimeout(r, 300));
 
@@ -116,11 +118,30 @@ describe("jobs settled in a batch", { concurrency: false }, () => {
       (e: unknown) => e instanceof OutputMismatchError && e.expected === resultHash(OUTPUT) && e.actual === keccak256(toHex("forged")),
     );
 
+    // The output comes from a relayer, which is not trusted for it: here one that serves whatever
+    // `served` holds (a real relayer's answer shape), honest, lying, or not yet holding it.
+    let served: Hex | undefined = OUTPUT;
+    const untrusted = new RelayClient("http://relayer.invalid", {
+      fetch: async (url) => {
+        assert.equal(String(url), `http://relayer.invalid/v1/jobs/${jobs[0]}/result`);
+        if (served === undefined) return Response.json({ code: "not_settled", message: "not settled yet" }, { status: 404 });
+        return Response.json({ job_id: String(jobs[0]), result_hash: resultHash(OUTPUT), output: served, signers });
+      },
+    });
+    assert.equal(await untrusted.output(found), OUTPUT);
+    served = toHex("forged");
+    await assert.rejects(untrusted.output(found), (e: unknown) => e instanceof RelayError && /chain attests/.test(e.message));
+    served = undefined;
+    assert.equal(await untrusted.output(found), undefined);
+    // A job settled alone has its output on chain: no relayer is asked, the bytes are checked.
+    assert.equal(await untrusted.output(new Settlement({ ...found, batch: undefined, output: OUTPUT })), OUTPUT);
+    await assert.rejects(untrusted.output(new Settlement({ ...found, batch: undefined, output: OTHER })), OutputMismatchError);
+
     // Over WebSocket the BatchSettled log is the cue (the wsClient's polling fallback is 5 s).
-    const wsFound = await wsWaiting;
+    const { settlement: wsFound, at } = await wsWaiting;
     assert.equal(wsFound.jobId, jobs[1]);
     assert.equal(wsFound.resultHash, resultHash(OTHER));
-    assert.ok(Date.now() - started < 4_000, "answered by the subscription, not the 5 s poll");
+    assert.ok(at - started < 4_000, "answered by the subscription, not the 5 s poll");
 
     for (const [job, output] of [
       [jobs[0], OUTPUT],
