@@ -237,4 +237,39 @@ describe("jobs settled in a batch", { concurrency: false }, () => {
       return true;
     });
   });
+
+  it("still verify while challenged, and not once the arbiter overturned the result", async () => {
+    // Continues on the same chain: the four operators above are active (M = 3).
+    const deadline = (await devnet.now()) + 3600n;
+    const a = await client.createJob(MODEL, INPUT, FEE, deadline);
+    const b = await client.createJob(MODEL, INPUT, FEE, deadline);
+    const { tree, packed } = await signBatch(client, ops.slice(0, 3), [
+      { jobId: a, resultHash: resultHash(OUTPUT) },
+      { jobId: b, resultHash: resultHash(OTHER) },
+    ]);
+    await settleBatch(client, tree, packed);
+    const s = await client.settlement(a);
+
+    // The client disputes job a alone, with the proof of its entry; it gets its own state.
+    const { jobEscrow, token } = client.deployment;
+    const { challengeBond } = await devnet.publicClient.readContract({ address: jobEscrow, abi: jobEscrowAbi, functionName: "config" });
+    await client.send(token, encodeFunctionData({ abi: testTokenAbi, functionName: "approve", args: [jobEscrow, challengeBond] }));
+    const proof = s.batch!.proof(a, s.resultHash)!;
+    await client.send(
+      jobEscrow,
+      encodeFunctionData({ abi: jobEscrowAbi, functionName: "challengeBatched", args: [a, tree.root, s.resultHash, proof] }),
+    );
+    assert.equal((await client.job(a)).status, "Disputed");
+    assert.equal((await client.verifySettlement(a)).settlement.batch?.root, tree.root, "disputed, the result still stands for now");
+
+    await devnet.client(0).send(
+      jobEscrow,
+      encodeFunctionData({ abi: jobEscrowAbi, functionName: "resolveDispute", args: [a, false, s.resultHash, s.signers] }),
+    );
+    assert.equal((await client.job(a)).status, "Overturned");
+    // Still found (its batch is in the log), but it must not verify any more; its batch-mate does.
+    assert.deepEqual(await client.settlement(a), s);
+    await assert.rejects(client.verifySettlement(a), (e: unknown) => e instanceof UnverifiableError && /overturned/.test(e.message));
+    assert.equal((await client.verifySettlement(b)).threshold, 3);
+  });
 });
