@@ -1,6 +1,7 @@
 // The example dApp: pick a file, encode it as the magika model's input, upload it to a relayer,
-// pay for the job, follow it to settlement, then show the answer and verify who attested it
-// against the chain itself (never trusting the relayer).
+// pay for the job, follow it to settlement (alone or in a batch), then show the answer and verify
+// who attested it against the chain itself (never trusting the relayer, not even for the output of
+// a batch-settled job, which is checked against the result hash the chain attests).
 //
 // Settings come from the form, pre-filled from the URL: ?rpc=&relayer=&model=&deployment=&fee=
 // and, for a local devnet only, ?devKey= (a throwaway key; a real one never belongs in a URL).
@@ -167,16 +168,10 @@ async function run(file: File): Promise<void> {
 
 async function showResult(client: AttestaClient, relay: RelayClient, jobId: bigint, names: string[]): Promise<void> {
   // Everything below comes from the chain: signatures recovered, signers active at the
-  // settlement block, at least M of them, and the output hashing to the attested result.
+  // settlement block, at least M of them, and the escrow's commitment. A job settled alone has
+  // its output on chain (checked against the result hash); one settled in a batch has only its
+  // result hash there (under the batch's signed Merkle root), so its output comes from the relayer.
   const { settlement, threshold } = await client.verifySettlement(jobId);
-  const top = topLabel(decodeCanonical(settlement.output), names);
-  $("label").textContent = top.label;
-  $("score").textContent = `score ${top.score.toFixed(3)}`;
-  const verified = $("verified");
-  verified.textContent = `Verified on-chain: ${settlement.signers.length} signatures by active operators, threshold M = ${threshold}, output matches result hash ${settlement.resultHash.slice(0, 10)}…`;
-  verified.className = "ok";
-  verified.dataset.verified = "true";
-  $("signers").replaceChildren(...settlement.signers.map((s) => Object.assign(document.createElement("li"), { textContent: s })));
   // The relayer's copy must match what the chain attests (RelayClient.result checks it). The
   // relayer waits for confirmations, so it may see the settlement a few blocks after we do.
   let copy: unknown;
@@ -185,6 +180,27 @@ async function showResult(client: AttestaClient, relay: RelayClient, jobId: bigi
     if (copy !== undefined) break;
     await new Promise((r) => setTimeout(r, 500));
   }
+  let output = settlement.output;
+  if (settlement.batch) {
+    // Fetched again through RelayClient.output, which checks the bytes against the attested
+    // result hash: the answer shown never rests on the relayer.
+    const fetched = copy instanceof Error ? copy : await relay.output(settlement).catch((e: unknown) => e);
+    if (fetched instanceof Error) throw new Error(`job ${jobId} settled in a batch, whose outputs are not on chain, and the relayer's copy does not check out: ${fetched.message}`);
+    if (!fetched) throw new Error(`job ${jobId} settled in a batch, whose outputs are not on chain, and the relayer does not serve it yet: retry later or ask another relayer`);
+    output = fetched as Hex;
+  }
+  const top = topLabel(decodeCanonical(output), names);
+  $("label").textContent = top.label;
+  $("score").textContent = `score ${top.score.toFixed(3)}`;
+  const verified = $("verified");
+  const how = settlement.batch
+    ? `settled in a batch of ${settlement.batch.entries.length} (root ${settlement.batch.root.slice(0, 10)}…), the relayer's output matches result hash`
+    : "output matches result hash";
+  verified.textContent = `Verified on-chain: ${settlement.signers.length} signatures by active operators, threshold M = ${threshold}, ${how} ${settlement.resultHash.slice(0, 10)}…`;
+  verified.className = "ok";
+  verified.dataset.verified = "true";
+  verified.dataset.batch = settlement.batch ? settlement.batch.root : "";
+  $("signers").replaceChildren(...settlement.signers.map((s) => Object.assign(document.createElement("li"), { textContent: s })));
   $("relayer-copy").textContent =
     copy instanceof Error ? `The relayer's copy does not check out: ${copy.message}` : copy ? "The relayer's copy of the output matches." : "The relayer has not seen the settlement yet.";
   $("result").hidden = false;

@@ -126,3 +126,56 @@ export async function verifySignedAttestation(signed: SignedAttestation, domain:
   }
   if (!sameAddress(recovered, signed.signer)) throw new SignerMismatchError(signed.signer, recovered);
 }
+
+/**
+ * What M-of-N signers sign for a whole batch (EIP-712 type `BatchAttestation`): every
+ * (jobId, resultHash) entry under the {@link BatchTree} root, produced by one runtime.
+ */
+export interface BatchAttestation {
+  /** The {@link BatchTree} root of the batch's entries. */
+  root: Hex;
+  /** Commits to the inference engine, canonicalisation and sandbox policy of every entry. */
+  runtimeId: Hex;
+}
+
+/** The EIP-712 types of a batch attestation. */
+export const batchAttestationTypes = {
+  BatchAttestation: [
+    { name: "root", type: "bytes32" },
+    { name: "runtimeId", type: "bytes32" },
+  ],
+} as const;
+
+/** keccak256 of `BatchAttestation(bytes32 root,bytes32 runtimeId)`. */
+export function batchAttestationTypeHash(): Hex {
+  const fields = batchAttestationTypes.BatchAttestation.map((f) => `${f.type} ${f.name}`).join(",");
+  return keccak256(toHex(`BatchAttestation(${fields})`));
+}
+
+/** The EIP-712 struct hash of `attestation`. */
+export function batchAttestationStructHash(attestation: BatchAttestation): Hex {
+  return hashStruct({ data: { ...attestation }, primaryType: "BatchAttestation", types: batchAttestationTypes });
+}
+
+/** The EIP-712 digest signed in `domain` (`JobEscrow.hashBatchAttestation`). */
+export function batchAttestationDigest(attestation: BatchAttestation, domain: AttestationDomain): Hex {
+  return hashTypedData({ domain, types: batchAttestationTypes, primaryType: "BatchAttestation", message: { ...attestation } });
+}
+
+/**
+ * Signs a batch attestation with a viem local account (low s); the result is ready for
+ * `packSignatures`.
+ */
+export async function signBatchAttestation(
+  attestation: BatchAttestation,
+  account: LocalAccount,
+  domain: AttestationDomain,
+): Promise<{ signer: Address; signature: Hex }> {
+  const signature = await account.signTypedData({
+    domain,
+    types: batchAttestationTypes,
+    primaryType: "BatchAttestation",
+    message: { ...attestation },
+  });
+  return { signer: account.address, signature };
+}

@@ -94,11 +94,22 @@ export class SettlementMismatchError extends AttestaError {
   }
 }
 
-/** The job has no `JobSettled` event (not settled yet, or logs pruned). */
+/**
+ * The job is not settled (no `JobSettled` event, and the escrow does not report it settled in a
+ * batch), or the node pruned the logs.
+ */
 export class NotSettledError extends AttestaError {
   override name = "NotSettledError";
   constructor(readonly jobId: bigint) {
-    super(`job ${jobId} has no JobSettled event: wait for settlement, or query a node that keeps logs`);
+    super(`job ${jobId} is not settled yet: wait for settlement, or query a node that keeps logs`);
+  }
+}
+
+/** A batch's entries cannot form a tree (none, more than the escrow takes, or one listed twice). */
+export class BatchError extends AttestaError {
+  override name = "BatchError";
+  constructor(readonly reason: string) {
+    super(`batch: ${reason}`);
   }
 }
 

@@ -7,6 +7,7 @@ export * from "./deployment.js";
 export * from "./errors.js";
 export * from "./hash.js";
 export * from "./input.js";
+export * from "./merkle.js";
 export * from "./operator.js";
 export * from "./quorum.js";
 export * from "./relay.js";

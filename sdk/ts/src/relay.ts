@@ -9,6 +9,7 @@
  * Works in browsers and Node.js (≥ 18): it only needs `fetch`.
  */
 import { bytesToHex, hexToBytes, keccak256, type Address, type Hex } from "viem";
+import type { Settlement } from "./client.js";
 import { RelayError } from "./errors.js";
 
 /** `POST /v1/blobs` answer. */
@@ -50,6 +51,12 @@ export interface RelayJobView {
   signers: Address[];
   /** The settlement transaction, once mined. */
   settleTx: Hex | undefined;
+  /**
+   * The Merkle root of the batch that settled the job, when `settleBatch` did (then `settleTx` is
+   * the batch's transaction and the output is in no log: {@link RelayClient.result} serves it,
+   * checked against the result hash).
+   */
+  batchRoot: Hex | undefined;
 }
 
 /** `GET /v1/jobs/{id}/result` answer, checked against the expected result hash. */
@@ -198,6 +205,7 @@ function jobView(j: Json): RelayJobView {
     resultHash: optHex(j.result_hash),
     signers: list(j.signers).map(addr),
     settleTx: optHex(j.settle_tx),
+    batchRoot: optHex(j.batch_root),
   };
 }
 
@@ -256,6 +264,7 @@ export class RelayClient {
    * A settled job's result, or `undefined` while it is not settled. `expectedResultHash` is the
    * result hash you read on-chain (`AttestaClient.settlement(jobId)`): the answer is refused
    * unless both it and keccak256 of its output equal it, so a relayer cannot swap the output.
+   * This is where a job settled in a batch gets its output: batches publish none on chain.
    */
   async result(jobId: bigint, expectedResultHash: Hex): Promise<RelayJobResult | undefined> {
     const path = `/v1/jobs/${jobId}/result`;
@@ -276,6 +285,24 @@ export class RelayClient {
       );
     }
     return { jobId: u256(r.job_id), resultHash: claimed, output: bytesToHex(hexToBytes(output)), signers: list(r.signers).map(addr) };
+  }
+
+  /**
+   * The output bytes of a settlement (from `AttestaClient.settlement` or `verifySettlement`),
+   * checked against its attested result hash: the published ones for a job settled alone, this
+   * relayer's copy for a job settled in a batch (batches publish no outputs), `undefined` while
+   * the relayer does not serve it. Throws `OutputMismatchError` or {@link RelayError} for bytes
+   * that do not hash to the result.
+   */
+  async output(settlement: Settlement): Promise<Hex | undefined> {
+    if (!settlement.batch) {
+      settlement.checkOutput(settlement.output);
+      return settlement.output;
+    }
+    const copy = await this.result(settlement.jobId, settlement.resultHash);
+    if (!copy) return undefined;
+    settlement.checkOutput(copy.output);
+    return copy.output;
   }
 
   /** Every attestation the relayer received for a job (empty for an unknown job). */

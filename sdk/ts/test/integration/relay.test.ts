@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { encodeFunctionData, keccak256, parseEther, toHex, type Hex } from "viem";
 import {
+  BatchTree,
   RelayClient,
   RelayError,
   deploymentDomain,
@@ -20,6 +21,7 @@ import {
   packSignatures,
   resultHash,
   signAttestation,
+  signBatchAttestation,
 } from "../../src/index.js";
 import { Devnet, ROOT, TEST_RUNTIME_ID, type TestOperator } from "./devnet.js";
 
@@ -126,6 +128,7 @@ describe("RelayClient against attesta-relayer", { concurrency: false, skip: !exi
       return v?.status === "settled" ? v : undefined;
     });
     assert.equal(settled.resultHash, resultHash(OUTPUT));
+    assert.equal(settled.batchRoot, undefined, "settled alone");
     const result = await relay.result(jobId, (await client.settlement(jobId)).resultHash);
     assert.equal(result?.output, OUTPUT);
     assert.deepEqual(result?.signers.map((s) => s.toLowerCase()), signers.map((s) => s.toLowerCase()));
@@ -150,6 +153,31 @@ describe("RelayClient against attesta-relayer", { concurrency: false, skip: !exi
     assert.equal(stats.jobs.settled, 1);
     assert.equal(stats.settled.find((w) => w.seconds === 60)?.jobs, 1);
     assert.deepEqual(await relay.slashings(), { slashes: [], equivocations: [] });
+  });
+
+  it("reports the batch root of a job settled in a batch", async () => {
+    const client = devnet.client(70);
+    const deadline = (await devnet.now()) + 3600n;
+    const jobs = [await client.createJob(MODEL, MODEL, parseEther("1"), deadline), await client.createJob(MODEL, MODEL, parseEther("1"), deadline)];
+    const tree = new BatchTree(jobs.map((jobId) => ({ jobId, resultHash: resultHash(OUTPUT) })));
+    const domain = deploymentDomain(devnet.deployment);
+    const statement = { root: tree.root, runtimeId: TEST_RUNTIME_ID };
+    const { packed } = packSignatures(await Promise.all(ops.map((op) => signBatchAttestation(statement, op.signer, domain))));
+    const receipt = await client.send(
+      devnet.deployment.jobEscrow,
+      encodeFunctionData({ abi: jobEscrowAbi, functionName: "settleBatch", args: [TEST_RUNTIME_ID, tree.entries, packed] }),
+    );
+    for (const jobId of jobs) {
+      const view = await until(`the relayer to see job ${jobId} settled`, async () => {
+        const v = await relay.job(jobId);
+        return v?.status === "settled" ? v : undefined;
+      });
+      assert.equal(view.batchRoot, tree.root);
+      assert.equal(view.settleTx, receipt.transactionHash);
+      assert.equal(view.resultHash, resultHash(OUTPUT));
+      // The chain agrees, and names the same batch.
+      assert.equal((await client.settlement(jobId)).batch?.root, view.batchRoot);
+    }
   });
 
   it("reports an unreachable relayer as a retryable RelayError", async () => {
