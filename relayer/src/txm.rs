@@ -251,6 +251,8 @@ pub struct TxManager {
     config: TxConfig,
     notify: Arc<Notify>,
     synced: std::sync::atomic::AtomicBool,
+    /// The last fee estimate and the tip it was made at.
+    fees: std::sync::Mutex<Option<(u64, (u128, u128))>>,
 }
 
 impl TxManager {
@@ -272,6 +274,7 @@ impl TxManager {
             config,
             notify: Arc::new(Notify::new()),
             synced: false.into(),
+            fees: std::sync::Mutex::new(None),
         })
     }
 
@@ -393,7 +396,7 @@ impl TxManager {
                 },
             };
             let gas_limit = (gas as f64 * self.config.gas_limit_multiplier).ceil() as u64;
-            let (max_fee, priority_fee) = self.market_fees().await?;
+            let (max_fee, priority_fee) = self.market_fees(tip).await?;
             let stored = self
                 .store
                 .assign_nonce_and_store(duty.id, from, |nonce| {
@@ -443,10 +446,13 @@ impl TxManager {
             }
         }
         if let Some((attempt, block, success, gas_used)) = found {
-            if duty.mined_hash != Some(attempt.tx_hash) || duty.mined_block != Some(block) {
-                self.store.set_mined(duty.id, Some((attempt.tx_hash, block))).await?;
-            }
+            let newly_mined = (duty.mined_hash != Some(attempt.tx_hash)
+                || duty.mined_block != Some(block))
+            .then_some((attempt.tx_hash, block));
             if tip.saturating_sub(block) + 1 < self.config.confirmations {
+                if let Some(mined) = newly_mined {
+                    self.store.set_mined(duty.id, Some(mined)).await?;
+                }
                 return Ok(());
             }
             let (status, reason) = if attempt.is_noop {
@@ -470,7 +476,8 @@ impl TxManager {
                     ),
                 }
             };
-            self.store.finish(duty.id, status, reason.as_deref()).await?;
+            // Recording the receipt and the final status is one statement when both are new.
+            self.store.finish(duty.id, status, reason.as_deref(), newly_mined).await?;
             match status {
                 OutboxStatus::Confirmed => report.confirmed += 1,
                 OutboxStatus::Noop => report.noop += 1,
@@ -529,7 +536,7 @@ impl TxManager {
         tip: u64,
     ) -> Result<Option<(TxAttempt, Option<String>)>, Error> {
         let cap = self.config.max_fee_wei();
-        let (market_max, market_priority) = self.market_fees().await?;
+        let (market_max, market_priority) = self.market_fees(tip).await?;
         let max_fee = raise(latest.max_fee, self.config.bump_percent).max(market_max).min(cap);
         let priority_fee =
             raise(latest.priority_fee, self.config.bump_percent).max(market_priority).min(max_fee);
@@ -590,11 +597,21 @@ impl TxManager {
         self.provider.call(request).block(block).await.err().map(classify)
     }
 
-    /// EIP-1559 fees for the next block, capped at `max_fee_gwei`.
-    async fn market_fees(&self) -> Result<(u128, u128), Error> {
+    /// EIP-1559 fees for the block after `tip`, capped at `max_fee_gwei`. The estimate
+    /// (`eth_feeHistory` up to the latest block) is kept for as long as the tip stays, so
+    /// several duties sent at one tip, and ticks between blocks, ask the node once.
+    async fn market_fees(&self, tip: u64) -> Result<(u128, u128), Error> {
+        if let Some((at, fees)) =
+            *self.fees.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            && at == tip
+        {
+            return Ok(fees);
+        }
         let est = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
         let max_fee = est.max_fee_per_gas.min(self.config.max_fee_wei());
-        Ok((max_fee, est.max_priority_fee_per_gas.min(max_fee)))
+        let fees = (max_fee, est.max_priority_fee_per_gas.min(max_fee));
+        *self.fees.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((tip, fees));
+        Ok(fees)
     }
 
     #[allow(clippy::too_many_arguments)]
