@@ -630,7 +630,7 @@ impl TxManager {
         tip: u64,
         is_noop: bool,
     ) -> Result<TxAttempt, Error> {
-        let mut tx = TxEip1559 {
+        let tx = TxEip1559 {
             chain_id: self.chain_id,
             nonce,
             gas_limit,

@@ -17,7 +17,7 @@
 //! samples) are written as a Markdown table to `$CARGO_TARGET_DIR/bench-book/signatures.md`
 //! (or `target/bench-book/signatures.md`), which `BENCHMARKS.md` splices in.
 
-#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs, unsafe_code)]
 
 use alloy::{
     primitives::{Address, B256, U256, keccak256},
@@ -31,19 +31,18 @@ use criterion::{
 use secp256k1::{Message, SECP256K1, SecretKey};
 use std::{hint::black_box, path::PathBuf, time::Duration};
 
-/// Criterion measurement of the benchmarking thread's CPU time (`getrusage(RUSAGE_THREAD)`)
+/// Criterion measurement of the benchmarking thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`)
 /// rather than wall time: "per second per core" even on a machine other work shares.
 struct ThreadCpu;
 
 static WALL: WallTime = WallTime;
 
 fn thread_cpu() -> Duration {
-    use nix::sys::resource::{UsageWho, getrusage};
-    let usage = getrusage(UsageWho::RUSAGE_THREAD).unwrap();
-    let tv = |t: nix::sys::time::TimeVal| {
-        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
-    };
-    tv(usage.user_time()) + tv(usage.system_time())
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 impl Measurement for ThreadCpu {
