@@ -18,12 +18,18 @@
 //! cargo build --release --bins                                # e2e runs the release binaries
 //! cargo bench -p attesta-relayer --bench pipeline             # all four
 //! cargo bench -p attesta-relayer --bench pipeline -- ingest   # one of verify|ingest|pipeline|e2e
+//! ATTESTA_BENCH_NODES=1,4,16 cargo bench -p attesta-relayer --bench pipeline -- e2e
 //! ```
+//!
+//! `ATTESTA_BENCH_RUNS` (default 3) repeats `verify` (× 5 passes), `ingest` (a fresh chain each,
+//! three catch-ups of it) and `pipeline`; figures are medians with min and max. Each mode also
+//! writes its rows of the Markdown table `$CARGO_TARGET_DIR/bench-book/relayer-pipeline.md`
+//! (or `target/bench-book/…`), which `BENCHMARKS.md` splices in.
 //!
 //! CPU is this process's user + system time (`getrusage`); anvil runs in its own process and
 //! is not counted.
 
-#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs, unsafe_code)]
 
 #[path = "../tests/e2e_support/mod.rs"]
 mod e2e_support;
@@ -71,6 +77,16 @@ fn cpu_time() -> Duration {
     tv(usage.user_time()) + tv(usage.system_time())
 }
 
+/// This thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, nanosecond resolution; getrusage's
+/// per-thread figures are tick-sampled and too coarse for short samples).
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
@@ -78,6 +94,77 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// Median, min and max.
+#[derive(Clone, Copy, Debug)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn spread(values: &[f64]) -> Spread {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Spread { median: sorted[sorted.len() / 2], min: sorted[0], max: sorted[sorted.len() - 1] }
+}
+
+impl Spread {
+    /// `**median** (min–max)` with `decimals` decimals and thousands separators.
+    fn show(&self, decimals: usize) -> String {
+        format!(
+            "**{}** ({}–{})",
+            number(self.median, decimals),
+            number(self.min, decimals),
+            number(self.max, decimals)
+        )
+    }
+}
+
+fn number(x: f64, decimals: usize) -> String {
+    let text = format!("{x:.decimals$}");
+    let (int, frac) = text.split_once('.').map_or((text.as_str(), None), |(i, f)| (i, Some(f)));
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if let Some(frac) = frac {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// `$CARGO_TARGET_DIR/bench-book` (or `target/bench-book`).
+fn book_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("bench-book")
+}
+
+/// Records one mode's table rows and rewrites `bench-book/relayer-pipeline.md` from the rows of
+/// every mode measured so far (each mode keeps its latest rows in `relayer-pipeline/<mode>.md`),
+/// so a run of one mode does not drop the others' figures.
+fn book(mode: &str, rows: &[String]) {
+    let dir = book_dir().join("relayer-pipeline");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{mode}.md")), rows.join("\n") + "\n").unwrap();
+    let mut table = String::from(
+        "| figure | target | measured: median (min–max) | runs |\n| --- | --- | --- | --- |\n",
+    );
+    for mode in ["verify", "ingest", "pipeline", "e2e"] {
+        if let Ok(rows) = std::fs::read_to_string(dir.join(format!("{mode}.md"))) {
+            table.push_str(&rows);
+        }
+    }
+    let path = book_dir().join("relayer-pipeline.md");
+    std::fs::write(&path, table).unwrap();
+    println!("{mode}: table rows written to {}", path.display());
 }
 
 fn reader(devnet: &Devnet) -> DynProvider {
@@ -98,7 +185,17 @@ fn main() {
         rt.block_on(pipeline(env_usize("ATTESTA_BENCH_JOBS", 200)));
     }
     if wants("e2e") {
-        rt.block_on(e2e(env_usize("ATTESTA_BENCH_E2E_JOBS", 1_000)));
+        // `ATTESTA_BENCH_NODES` is a comma-separated list of node counts (default 4).
+        let counts = std::env::var("ATTESTA_BENCH_NODES").unwrap_or_else(|_| "4".into());
+        let mut rows = Vec::new();
+        for nodes in counts.split(',').map(|c| c.trim().parse::<usize>().unwrap()) {
+            // Every node runs every job: 16 nodes do 16 sandboxed runs per job on the same
+            // 2 cores, so fewer jobs keep that run in minutes.
+            let default = if nodes > 4 { 250 } else { 1_000 };
+            let jobs = env_usize("ATTESTA_BENCH_E2E_JOBS", default);
+            rows.push(rt.block_on(e2e(jobs, nodes)));
+        }
+        book("e2e", &rows);
     }
 }
 
@@ -118,18 +215,36 @@ fn verify() {
         })
         .collect();
     let mut rates = Vec::new();
-    for _ in 0..5 {
-        let started = Instant::now();
+    for _ in 0..runs() * 5 {
+        // This thread's CPU time, not wall time: per core even on a shared machine.
+        let started = thread_cpu();
         for s in &signed {
             s.verify(&domain).unwrap();
         }
-        rates.push(signed.len() as f64 / started.elapsed().as_secs_f64());
+        rates.push(signed.len() as f64 / (thread_cpu() - started).as_secs_f64());
     }
+    let rate = spread(&rates);
     println!(
-        "verify: {:.0} attestation verifications/s on one core (median of 5 × {})",
-        median(rates),
-        signed.len()
+        "verify: {:.0} attestation verifications/s on one core (median of {} × {}; min {:.0}, max {:.0})",
+        rate.median,
+        rates.len(),
+        signed.len(),
+        rate.min,
+        rate.max
     );
+    book(
+        "verify",
+        &[format!(
+            "| attestation verifications per second, one core (EIP-712 digest + recovery, libsecp256k1) | ≥ 35,000 /s | {} /s | {} × 1,000 |",
+            rate.show(0),
+            rates.len()
+        )],
+    );
+}
+
+/// Repetitions of each mode (`ATTESTA_BENCH_RUNS`, default 3).
+fn runs() -> usize {
+    env_usize("ATTESTA_BENCH_RUNS", 3).max(1)
 }
 
 /// Fills the chain with `n` `createJob` transactions from the test client, a block at a time
@@ -229,6 +344,45 @@ async fn catch_up(watcher: &mut Watcher) {
 }
 
 async fn ingest(n: usize) {
+    let (mut rates, mut cpus) = (Vec::new(), Vec::new());
+    for run in 0..runs() {
+        let (r, c) = ingest_once(n).await;
+        println!(
+            "ingest run {}: {:.0} events/s, {:.1} µs CPU per event (median of 3 catch-ups)",
+            run + 1,
+            median(r.clone()),
+            median(c.clone())
+        );
+        rates.extend(r);
+        cpus.extend(c);
+    }
+    let (rate, cpu) = (spread(&rates), spread(&cpus));
+    println!(
+        "ingest: {:.0} events/s ({:.0}–{:.0}), {:.1} µs CPU per event ({:.1}–{:.1}) over {} catch-ups of {n} events into SQLite",
+        rate.median,
+        rate.min,
+        rate.max,
+        cpu.median,
+        cpu.min,
+        cpu.max,
+        rates.len()
+    );
+    let runs = format!("{} catch-ups ({} chains × 3)", rates.len(), rates.len() / 3);
+    book(
+        "ingest",
+        &[
+            format!(
+                "| ingest: confirmed `JobCreated` events handled per second, catching up on {} from block 0 | ≥ 5,000 /s | {} /s | {runs} |",
+                number(n as f64, 0),
+                rate.show(0)
+            ),
+            format!("| ingest: CPU per event | ≤ 100 µs | {} µs | {runs} |", cpu.show(1)),
+        ],
+    );
+}
+
+/// One chain of `n` events, caught up three times into fresh stores: (events/s, µs CPU/event).
+async fn ingest_once(n: usize) -> (Vec<f64>, Vec<f64>) {
     // Blocks big enough for 1,000 createJob calls each.
     let devnet = Devnet::spawn_with(&["--gas-limit", "1000000000"]).await;
     let filled = Instant::now();
@@ -258,14 +412,43 @@ async fn ingest(n: usize) {
         rates.push(n as f64 / wall.as_secs_f64());
         cpus.push(cpu.as_secs_f64() * 1e6 / n as f64);
     }
-    println!(
-        "ingest: {:.0} events/s, {:.1} µs CPU per event (medians of 3 catch-ups of {n} events into SQLite)",
-        median(rates),
-        median(cpus)
-    );
+    (rates, cpus)
 }
 
 async fn pipeline(n: usize) {
+    let (mut cpus, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..runs() {
+        let (cpu, p50, p99) = pipeline_once(n).await;
+        println!(
+            "pipeline run {}: {cpu:.2} ms CPU per job, reaction p50 {p50:.2} ms, p99 {p99:.2} ms",
+            run + 1
+        );
+        cpus.push(cpu);
+        p50s.push(p50);
+        p99s.push(p99);
+    }
+    let runs = format!("{} × {n} jobs", cpus.len());
+    book(
+        "pipeline",
+        &[
+            format!(
+                "| reaction: M-th attestation's arrival → settlement broadcast returned, p50 | | {} ms | {runs} |",
+                spread(&p50s).show(2)
+            ),
+            format!(
+                "| reaction: M-th attestation's arrival → settlement broadcast returned, p99 | < 20 ms | {} ms | {runs} |",
+                spread(&p99s).show(2)
+            ),
+            format!(
+                "| relayer CPU per settled job, excluding inference (watcher, 3 attestations verified and stored, `settle` and `release` sent and confirmed) | < 2 ms | {} ms | {runs} |",
+                spread(&cpus).show(2)
+            ),
+        ],
+    );
+}
+
+/// One pipeline run: (ms CPU per job, reaction p50 ms, reaction p99 ms).
+async fn pipeline_once(n: usize) -> (f64, f64, f64) {
     let devnet = Devnet::spawn_with(&["--gas-limit", "1000000000"]).await;
     let ops = devnet.add_operators(4).await;
     let provider = reader(&devnet);
@@ -358,19 +541,22 @@ async fn pipeline(n: usize) {
         assert_eq!(status, 4, "job {job} released");
     }
     reactions.sort();
+    let cpu_ms = cpu.as_secs_f64() * 1e3 / n as f64;
     println!(
-        "pipeline: {n} jobs settled and released in {:.1} s; relayer CPU {:.2} ms per job \
+        "pipeline: {n} jobs settled and released in {:.1} s; relayer CPU {cpu_ms:.2} ms per job \
          (watcher, 3 verified attestations, settle + release sent and confirmed)",
         wall.as_secs_f64(),
-        cpu.as_secs_f64() * 1e3 / n as f64
     );
-    println!(
-        "pipeline: reaction from the M-th attestation to the settlement broadcast: p50 {:.2} ms, \
-         p99 {:.2} ms, max {:.2} ms (includes eth_estimateGas and eth_sendRawTransaction on a local anvil)",
+    let (p50, p99) = (
         percentile(&reactions, 0.5).as_secs_f64() * 1e3,
         percentile(&reactions, 0.99).as_secs_f64() * 1e3,
+    );
+    println!(
+        "pipeline: reaction from the M-th attestation to the settlement broadcast: p50 {p50:.2} ms, \
+         p99 {p99:.2} ms, max {:.2} ms (includes eth_estimateGas and eth_sendRawTransaction on a local anvil)",
         reactions.last().unwrap().as_secs_f64() * 1e3
     );
+    (cpu_ms, p50, p99)
 }
 
 /// CPU time (user + system) of process `pid` so far, from `/proc/<pid>/stat`.
@@ -384,15 +570,16 @@ fn process_cpu(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-async fn e2e(n: usize) {
-    use e2e_support::{Behaviour, NODES, Network, tiny_input};
-    let mut net = Network::new().await;
+/// `n` jobs through `nodes` node processes; returns the book's table row.
+async fn e2e(n: usize, nodes: usize) -> String {
+    use e2e_support::{Behaviour, Network, tiny_input};
+    let mut net = Network::with_nodes(nodes).await;
     let db = format!("sqlite://{}?mode=rwc", net.dir.path().join("relayer.db").display());
     let rpc = net.devnet.anvil.endpoint();
     let mut relayer = net.relayer("relayer", &db, &rpc, 75);
     relayer.start().await;
     let relay = attesta_sdk::relay::RelayClient::new(&relayer.url).unwrap();
-    for i in 0..NODES {
+    for i in 0..nodes {
         net.start_node(i, &relayer.url.clone(), Behaviour::Honest);
     }
     net.upload_model(&relay).await;
@@ -449,19 +636,27 @@ async fn e2e(n: usize) {
     assert_eq!(blocks.len(), jobs.len(), "each job settled once");
     blocks.sort_unstable();
     let (first, last) = (created_at.values().min().unwrap(), created_at.values().max().unwrap());
-    println!(
-        "e2e: {n} jobs through 4 nodes (M = 3) on anvil with 1 s blocks: {:.1} jobs/s over {:.1} s \
-         (createJob mined in blocks {first}..={last}); createJob → JobSettled p50 {} blocks, p99 {} blocks, \
-         max {}; relayer process CPU {:.2} ms per job",
+    let m = attesta_sdk::quorum::threshold(nodes, 6667, 1);
+    let (rate, p50, p99) = (
         n as f64 / wall.as_secs_f64(),
-        wall.as_secs_f64(),
         blocks[blocks.len() / 2],
         blocks[((blocks.len() - 1) as f64 * 0.99).round() as usize],
-        blocks.last().unwrap(),
-        relayer_cpu.as_secs_f64() * 1e3 / n as f64
     );
-    for i in 0..NODES {
+    let cpu_ms = relayer_cpu.as_secs_f64() * 1e3 / n as f64;
+    println!(
+        "e2e: {n} jobs through {nodes} nodes (M = {m}) on anvil with 1 s blocks: {rate:.1} jobs/s over {:.1} s \
+         (createJob mined in blocks {first}..={last}); createJob → JobSettled p50 {p50} blocks, p99 {p99} blocks, \
+         max {}; relayer process CPU {cpu_ms:.2} ms per job",
+        wall.as_secs_f64(),
+        blocks.last().unwrap(),
+    );
+    for i in 0..nodes {
         net.stop_node(i).await;
     }
     relayer.kill().await;
+    format!(
+        "| end to end: {} jobs, {nodes} node process{} (M = {m}), anvil with 1 s blocks, tiny model | | **{rate:.1} jobs/s**; `createJob` → `JobSettled` p50 {p50} blocks, p99 {p99} blocks; relayer CPU {cpu_ms:.2} ms per job | 1 |",
+        number(n as f64, 0),
+        if nodes == 1 { "" } else { "es" }
+    )
 }

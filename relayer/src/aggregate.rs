@@ -260,28 +260,39 @@ impl Aggregator {
         }
         let Some(job_id) = job_key(a.jobId) else { return Err(AttestError::UnknownJob(job_text)) };
         let backend = self.store.backend();
-        let mut conn = self.store.pool().acquire().await?;
-        let job = Store::job_row(&mut conn, backend, job_id, false)
-            .await?
-            .ok_or_else(|| AttestError::UnknownJob(job_text.clone()))?;
-        if job.model_id != a.modelId || job.input_hash != a.inputHash {
-            return Err(AttestError::JobMismatch(job_text));
-        }
         let mine = AttestationRow {
             signer,
             result_hash: a.resultHash,
             runtime_id: a.runtimeId,
             signature: signed.signature.as_bytes().to_vec(),
         };
-        let stored = Store::attestations(&mut conn, job_id).await?;
-        if stored.iter().any(|s| same_vote(s, &mine)) {
-            return Ok(self.tally(&stored, &mine));
-        }
-        drop(conn);
-        // Chain look-ups stay outside the transaction: SQLite has one connection.
-        if !self.active.runtime_allowed(a.runtimeId).await? {
-            return Err(AttestError::RuntimeNotAllowed(a.runtimeId));
-        }
+        // One transaction for the checks and the insert (each statement is a round trip to
+        // the database, and on SQLite a hand-off to its worker thread). Chain look-ups stay
+        // outside it, SQLite having one connection: a runtime the cache does not know yet is
+        // fetched with the transaction dropped, and the checks start over.
+        let (mut tx, job, stored) = loop {
+            let runtime_allowed = self.active.runtime_allowed_cached(a.runtimeId);
+            let mut tx = self.store.pool().begin().await?;
+            let job = Store::job_row(&mut tx, backend, job_id, true)
+                .await?
+                .ok_or_else(|| AttestError::UnknownJob(job_text.clone()))?;
+            if job.model_id != a.modelId || job.input_hash != a.inputHash {
+                return Err(AttestError::JobMismatch(job_text));
+            }
+            let stored = Store::attestations(&mut tx, job_id).await?;
+            if stored.iter().any(|s| same_vote(s, &mine)) {
+                return Ok(self.tally(&stored, &mine));
+            }
+            let Some(allowed) = runtime_allowed else {
+                drop(tx);
+                self.active.runtime_allowed(a.runtimeId).await?;
+                continue;
+            };
+            if !allowed {
+                return Err(AttestError::RuntimeNotAllowed(a.runtimeId));
+            }
+            break (tx, job, stored);
+        };
         let actual = keccak256(&submission.output);
         if actual != a.resultHash {
             return Err(AttestError::OutputMismatch { attested: a.resultHash, actual });
@@ -291,11 +302,6 @@ impl Aggregator {
             return Err(AttestError::OutputTooLarge { length: submission.output.len(), max });
         }
 
-        let mut tx = self.store.pool().begin().await?;
-        let job = Store::job_row(&mut tx, backend, job_id, true)
-            .await?
-            .ok_or_else(|| AttestError::UnknownJob(job_text.clone()))?;
-        let stored = Store::attestations(&mut tx, job_id).await?;
         if let Some(first) =
             stored.iter().find(|s| s.signer == signer && s.result_hash != a.resultHash)
         {

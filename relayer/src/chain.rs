@@ -122,6 +122,11 @@ impl ActiveSet {
         self.read().snapshot.clone()
     }
 
+    /// Whether the escrow allows `runtime_id`, if the cache knows (no chain call).
+    pub fn runtime_allowed_cached(&self, runtime_id: B256) -> Option<bool> {
+        self.read().runtimes.get(&runtime_id).copied()
+    }
+
     /// Whether the escrow allows `runtime_id`; asks the chain once per id and refresh.
     pub async fn runtime_allowed(&self, runtime_id: B256) -> Result<bool, Error> {
         if let Some(allowed) = self.read().runtimes.get(&runtime_id) {

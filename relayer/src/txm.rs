@@ -44,8 +44,7 @@ use crate::{
 use alloy::{
     consensus::{SignableTransaction as _, TxEip1559, TxEnvelope},
     eips::{BlockId, eip2718::Encodable2718 as _},
-    network::TxSignerSync as _,
-    primitives::{Address, Bytes, TxKind, U256},
+    primitives::{Address, B256, Bytes, Signature, TxKind, U256},
     providers::{DynProvider, Provider as _},
     rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
@@ -247,10 +246,14 @@ pub struct TxManager {
     store: Store,
     provider: DynProvider,
     signer: PrivateKeySigner,
+    /// The same key for libsecp256k1, which signs the transactions.
+    secret: secp256k1::SecretKey,
     chain_id: u64,
     config: TxConfig,
     notify: Arc<Notify>,
     synced: std::sync::atomic::AtomicBool,
+    /// The last fee estimate and the tip it was made at.
+    fees: std::sync::Mutex<Option<(u64, (u128, u128))>>,
 }
 
 impl TxManager {
@@ -264,14 +267,18 @@ impl TxManager {
         config: TxConfig,
     ) -> Result<Self, Error> {
         config.validate()?;
+        let secret = secp256k1::SecretKey::from_byte_array(signer.to_bytes().0)
+            .map_err(|e| Error::Config(format!("the relayer key is not a secp256k1 key: {e}")))?;
         Ok(Self {
             store,
             provider,
             signer,
+            secret,
             chain_id,
             config,
             notify: Arc::new(Notify::new()),
             synced: false.into(),
+            fees: std::sync::Mutex::new(None),
         })
     }
 
@@ -393,7 +400,7 @@ impl TxManager {
                 },
             };
             let gas_limit = (gas as f64 * self.config.gas_limit_multiplier).ceil() as u64;
-            let (max_fee, priority_fee) = self.market_fees().await?;
+            let (max_fee, priority_fee) = self.market_fees(tip).await?;
             let stored = self
                 .store
                 .assign_nonce_and_store(duty.id, from, |nonce| {
@@ -443,10 +450,13 @@ impl TxManager {
             }
         }
         if let Some((attempt, block, success, gas_used)) = found {
-            if duty.mined_hash != Some(attempt.tx_hash) || duty.mined_block != Some(block) {
-                self.store.set_mined(duty.id, Some((attempt.tx_hash, block))).await?;
-            }
+            let newly_mined = (duty.mined_hash != Some(attempt.tx_hash)
+                || duty.mined_block != Some(block))
+            .then_some((attempt.tx_hash, block));
             if tip.saturating_sub(block) + 1 < self.config.confirmations {
+                if let Some(mined) = newly_mined {
+                    self.store.set_mined(duty.id, Some(mined)).await?;
+                }
                 return Ok(());
             }
             let (status, reason) = if attempt.is_noop {
@@ -470,7 +480,8 @@ impl TxManager {
                     ),
                 }
             };
-            self.store.finish(duty.id, status, reason.as_deref()).await?;
+            // Recording the receipt and the final status is one statement when both are new.
+            self.store.finish(duty.id, status, reason.as_deref(), newly_mined).await?;
             match status {
                 OutboxStatus::Confirmed => report.confirmed += 1,
                 OutboxStatus::Noop => report.noop += 1,
@@ -529,7 +540,7 @@ impl TxManager {
         tip: u64,
     ) -> Result<Option<(TxAttempt, Option<String>)>, Error> {
         let cap = self.config.max_fee_wei();
-        let (market_max, market_priority) = self.market_fees().await?;
+        let (market_max, market_priority) = self.market_fees(tip).await?;
         let max_fee = raise(latest.max_fee, self.config.bump_percent).max(market_max).min(cap);
         let priority_fee =
             raise(latest.priority_fee, self.config.bump_percent).max(market_priority).min(max_fee);
@@ -590,11 +601,21 @@ impl TxManager {
         self.provider.call(request).block(block).await.err().map(classify)
     }
 
-    /// EIP-1559 fees for the next block, capped at `max_fee_gwei`.
-    async fn market_fees(&self) -> Result<(u128, u128), Error> {
+    /// EIP-1559 fees for the block after `tip`, capped at `max_fee_gwei`. The estimate
+    /// (`eth_feeHistory` up to the latest block) is kept for as long as the tip stays, so
+    /// several duties sent at one tip, and ticks between blocks, ask the node once.
+    async fn market_fees(&self, tip: u64) -> Result<(u128, u128), Error> {
+        if let Some((at, fees)) =
+            *self.fees.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            && at == tip
+        {
+            return Ok(fees);
+        }
         let est = self.provider.estimate_eip1559_fees().await.map_err(rpc)?;
         let max_fee = est.max_fee_per_gas.min(self.config.max_fee_wei());
-        Ok((max_fee, est.max_priority_fee_per_gas.min(max_fee)))
+        let fees = (max_fee, est.max_priority_fee_per_gas.min(max_fee));
+        *self.fees.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((tip, fees));
+        Ok(fees)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -609,7 +630,7 @@ impl TxManager {
         tip: u64,
         is_noop: bool,
     ) -> Result<TxAttempt, Error> {
-        let mut tx = TxEip1559 {
+        let tx = TxEip1559 {
             chain_id: self.chain_id,
             nonce,
             gas_limit,
@@ -620,10 +641,7 @@ impl TxManager {
             input: Bytes::copy_from_slice(calldata),
             ..Default::default()
         };
-        let signature = self
-            .signer
-            .sign_transaction_sync(&mut tx)
-            .map_err(|e| Error::Sdk(attesta_sdk::Error::Signer(e)))?;
+        let signature = sign_hash(&self.secret, tx.signature_hash());
         let envelope = TxEnvelope::from(tx.into_signed(signature));
         Ok(TxAttempt {
             tx_hash: *envelope.tx_hash(),
@@ -656,6 +674,20 @@ impl TxManager {
     }
 }
 
+/// Signs a 32-byte hash with libsecp256k1: RFC 6979 nonces and low s, so the signature is the
+/// one alloy's k256 signer makes (`signs_like_alloy` checks), at about a third of k256's cost
+/// (`cargo bench -p attesta-sdk --bench signatures`).
+fn sign_hash(secret: &secp256k1::SecretKey, hash: B256) -> Signature {
+    let (recovery_id, compact) = secp256k1::SECP256K1
+        .sign_ecdsa_recoverable(secp256k1::Message::from_digest(hash.0), secret)
+        .serialize_compact();
+    Signature::new(
+        U256::from_be_slice(&compact[..32]),
+        U256::from_be_slice(&compact[32..]),
+        i32::from(recovery_id) == 1,
+    )
+}
+
 fn record(report: &TickReport) {
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     metrics::counter!("relayer_tx_sent_total").increment(count(report.sent));
@@ -670,6 +702,29 @@ fn record(report: &TickReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signs_like_alloy() {
+        use alloy::network::TxSignerSync as _;
+        for seed in 1u8..=32 {
+            let signer = PrivateKeySigner::from_bytes(&B256::repeat_byte(seed)).unwrap();
+            let secret = secp256k1::SecretKey::from_byte_array(signer.to_bytes().0).unwrap();
+            let mut tx = TxEip1559 {
+                chain_id: 31_337,
+                nonce: u64::from(seed),
+                gas_limit: 100_000,
+                max_fee_per_gas: 2_000_000_000,
+                max_priority_fee_per_gas: u128::from(seed),
+                to: TxKind::Call(Address::repeat_byte(seed)),
+                input: Bytes::from(vec![seed; usize::from(seed)]),
+                ..Default::default()
+            };
+            let hash = tx.signature_hash();
+            let ours = sign_hash(&secret, hash);
+            assert_eq!(ours, signer.sign_transaction_sync(&mut tx).unwrap(), "seed {seed}");
+            assert_eq!(ours.recover_address_from_prehash(&hash).unwrap(), signer.address());
+        }
+    }
 
     #[test]
     fn bumps_clear_the_node_replacement_minimum() {

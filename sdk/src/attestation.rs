@@ -156,7 +156,7 @@ impl SignedAttestation {
     /// Checks that the signature is low-s and recovers to `signer` in `domain`.
     pub fn verify(&self, domain: &Eip712Domain) -> Result<(), Error> {
         let recovered =
-            crate::quorum::recover_one(self.attestation.digest(domain), &self.signature)
+            crate::quorum::recover_signature(self.attestation.digest(domain), &self.signature)
                 .map_err(|_| Error::InvalidSignature { index: 0 })?;
         if recovered != self.signer {
             return Err(Error::SignerMismatch { claimed: self.signer, recovered });

@@ -6,6 +6,10 @@
 use crate::Error;
 use alloy::primitives::{Address, B256, Bytes, U256, uint};
 use alloy::signers::Signature;
+use secp256k1::{
+    Message, SECP256K1,
+    ecdsa::{RecoverableSignature, RecoveryId},
+};
 use std::collections::HashSet;
 
 /// Length of one packed signature.
@@ -15,14 +19,53 @@ pub const SIGNATURE_LENGTH: usize = 65;
 pub const SECP256K1_HALF_N: U256 =
     uint!(0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0_U256);
 
-/// Recovers one signer, rejecting high-s and signatures that do not recover.
-pub(crate) fn recover_one(digest: B256, signature: &Signature) -> Result<Address, Error> {
-    if signature.s() > SECP256K1_HALF_N {
-        return Err(Error::HighS { index: 0 });
+/// The secp256k1 group order n: `r` and `s` must be below it.
+pub const SECP256K1_N: U256 =
+    uint!(0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141_U256);
+
+/// Recovers the address that signed the 32-byte `digest` with `(r, s, y_parity)`, accepting
+/// exactly what OpenZeppelin's `ECDSA.tryRecover` (the contracts' check) accepts: s at most
+/// n/2 (a high s is rejected, not normalised), r and s nonzero and below n, a point that
+/// recovers, and a recovered address other than zero.
+///
+/// Recovery runs in the C library libsecp256k1 (through the `secp256k1` crate), several times
+/// faster than k256 on the relayer's verification path; signing stays with alloy's k256 signer.
+/// `index` is the signature's position, used in the error.
+pub fn recover_prehash(
+    digest: B256,
+    r: U256,
+    s: U256,
+    y_parity: bool,
+    index: usize,
+) -> Result<Address, Error> {
+    if s > SECP256K1_HALF_N {
+        return Err(Error::HighS { index });
     }
-    signature
-        .recover_address_from_prehash(&digest)
-        .map_err(|_| Error::InvalidSignature { index: 0 })
+    // libsecp256k1 rejects r or s ≥ n when parsing and r or s = 0 when recovering; checked
+    // here too so the rule does not rest on the library's parser.
+    if r.is_zero() || s.is_zero() || r >= SECP256K1_N {
+        return Err(Error::InvalidSignature { index });
+    }
+    let mut compact = [0u8; 64];
+    compact[..32].copy_from_slice(&r.to_be_bytes::<32>());
+    compact[32..].copy_from_slice(&s.to_be_bytes::<32>());
+    let recovery_id = if y_parity { RecoveryId::One } else { RecoveryId::Zero };
+    let signature = RecoverableSignature::from_compact(&compact, recovery_id)
+        .map_err(|_| Error::InvalidSignature { index })?;
+    let key = SECP256K1
+        .recover_ecdsa(Message::from_digest(digest.0), &signature)
+        .map_err(|_| Error::InvalidSignature { index })?;
+    let signer = Address::from_raw_public_key(&key.serialize_uncompressed()[1..]);
+    if signer == Address::ZERO {
+        return Err(Error::InvalidSignature { index });
+    }
+    Ok(signer)
+}
+
+/// Recovers the signer of `digest` from an alloy [`Signature`] with the contract's rules
+/// ([`recover_prehash`]).
+pub fn recover_signature(digest: B256, signature: &Signature) -> Result<Address, Error> {
+    recover_prehash(digest, signature.r(), signature.s(), signature.v(), 0)
 }
 
 /// Recovers every signer of `digest` from packed signatures, with the contract's rules.
@@ -41,13 +84,7 @@ pub fn recover_ascending(digest: B256, signatures: &[u8]) -> Result<Vec<Address>
         }
         let r = U256::from_be_slice(&raw[..32]);
         let s = U256::from_be_slice(&raw[32..64]);
-        if s > SECP256K1_HALF_N {
-            return Err(Error::HighS { index });
-        }
-        let signature = Signature::new(r, s, v == 28);
-        let signer = signature
-            .recover_address_from_prehash(&digest)
-            .map_err(|_| Error::InvalidSignature { index })?;
+        let signer = recover_prehash(digest, r, s, v == 28, index)?;
         if signer <= previous {
             return Err(Error::SignersNotAscending { index, signer, previous });
         }

@@ -8,7 +8,7 @@
 
 use crate::Error;
 use alloy::{
-    primitives::{Address, B256, Bytes, U256, keccak256},
+    primitives::{Address, B256, Bytes, U256, eip191_hash_message, keccak256},
     signers::{Signature, SignerSync, local::PrivateKeySigner},
 };
 use serde::{Deserialize, Serialize};
@@ -128,14 +128,17 @@ impl RequestAuth {
                 self.timestamp
             )));
         }
-        if self.signature.normalize_s().is_some() {
-            return Err(Error::RequestAuth("high-s signature: sign with alloy's signer".into()));
-        }
         let digest = request_digest(method, path_and_query, body, self.timestamp, self.nonce);
-        let recovered = self
-            .signature
-            .recover_address_from_msg(digest.as_slice())
-            .map_err(|_| Error::RequestAuth("signature does not recover".into()))?;
+        // EIP-191 personal message over the digest, recovered by libsecp256k1 with the same
+        // rules as attestations (low s, r and s in range).
+        let recovered =
+            crate::quorum::recover_signature(eip191_hash_message(digest), &self.signature)
+                .map_err(|e| match e {
+                    Error::HighS { .. } => {
+                        Error::RequestAuth("high-s signature: sign with alloy's signer".into())
+                    }
+                    _ => Error::RequestAuth("signature does not recover".into()),
+                })?;
         if recovered != self.signer {
             return Err(Error::RequestAuth(format!(
                 "signature is by {recovered}, not by the claimed signer {}",

@@ -56,6 +56,17 @@ pub struct RangeOutcome {
     pub set_changed: bool,
 }
 
+/// A job to insert from its `JobCreated`.
+struct NewJob {
+    job_id: i64,
+    client: alloy::primitives::Address,
+    model_id: B256,
+    input_hash: B256,
+    fee: alloy::primitives::U256,
+    deadline: alloy::primitives::U256,
+    block: u64,
+}
+
 /// One job's share of a `BatchSettled`.
 struct BatchSettlement<'a> {
     root: B256,
@@ -76,6 +87,29 @@ const STATUS_RANK: [(&str, u8); 6] = [
 
 fn rank(status: &str) -> u8 {
     STATUS_RANK.iter().find(|(s, _)| *s == status).map_or(u8::MAX, |(_, r)| *r)
+}
+
+/// Rows per multi-row `INSERT`: at 8 columns, 800 parameters, well below SQLite's (32,766)
+/// and PostgreSQL's (65,535) limits.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// `($1, …, $k), ($k+1, …), …` for `rows` rows of `columns` parameters.
+fn values_list(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", row * columns + column + 1));
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// Hex text as stored (lowercase 0x-hex).
@@ -157,31 +191,41 @@ impl Store {
             }
         }
         let mut outcome = RangeOutcome::default();
-        for ev in &batch.events {
-            let data = serde_json::to_string(&ev.log).map_err(|e| decode_err("log", e))?;
-            let inserted = sqlx::query(
-                "INSERT INTO events (block_number, log_index, block_hash, tx_hash, kind, job_id, \
-                 block_time, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (block_number, log_index) DO NOTHING",
-            )
-            .bind(to_i64(ev.block_number))
-            .bind(to_i64(ev.log_index))
-            .bind(hex(ev.block_hash))
-            .bind(hex(ev.tx_hash))
-            .bind(ev.event.kind())
-            .bind(ev.job_id)
-            .bind(to_i64(ev.block_time))
-            .bind(data)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+        let fresh = Self::insert_events(conn, &batch.events).await?;
+        // New jobs go in with one multi-row statement per run of consecutive `JobCreated`s;
+        // any other event first flushes the run, so events still apply in chain order.
+        let mut created: Vec<NewJob> = Vec::new();
+        // Events come ascending by block: one hash upsert per block, not per event.
+        let mut last_block_put = None;
+        for (ev, new) in batch.events.iter().zip(fresh) {
             // Only a first sighting changes jobs: a replay must change nothing.
-            if inserted == 0 {
+            if !new {
                 continue;
             }
             outcome.new_events += 1;
             outcome.set_changed |= ev.event.changes_set();
-            Self::put_block(conn, ev.block_number, ev.block_hash, None).await?;
+            if last_block_put != Some(ev.block_number) && ev.block_number != batch.to {
+                Self::put_block(conn, ev.block_number, ev.block_hash, None).await?;
+                last_block_put = Some(ev.block_number);
+            }
+            if let (
+                ChainEvent::JobCreated { client, model_id, input_hash, fee, deadline, .. },
+                Some(job_id),
+            ) = (&ev.event, ev.job_id)
+            {
+                created.push(NewJob {
+                    job_id,
+                    client: *client,
+                    model_id: *model_id,
+                    input_hash: *input_hash,
+                    fee: *fee,
+                    deadline: *deadline,
+                    block: ev.block_number,
+                });
+                continue;
+            }
+            Self::insert_jobs(conn, &created).await?;
+            created.clear();
             if let ChainEvent::BatchSettled { root, runtime_id, signers, entries } = &ev.event {
                 for (job_id, result_hash) in entries {
                     sqlx::query(
@@ -222,6 +266,7 @@ impl Store {
                 .await?;
             }
         }
+        Self::insert_jobs(conn, &created).await?;
         Self::put_block(conn, batch.to, batch.to_hash, Some(batch.to_parent)).await?;
         sqlx::query("DELETE FROM blocks WHERE number < $1")
             .bind(to_i64(batch.to.saturating_sub(batch.window)))
@@ -233,6 +278,87 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         Ok(Some(outcome))
+    }
+
+    /// Stores events with multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`, a chunk of
+    /// rows per statement rather than one statement each. Returns, per event, whether it was
+    /// new (a replayed `(block_number, log_index)` is not).
+    async fn insert_events(
+        conn: &mut AnyConnection,
+        events: &[StoredEvent],
+    ) -> Result<Vec<bool>, Error> {
+        const COLUMNS: usize = 8;
+        let mut fresh = Vec::with_capacity(events.len());
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO events (block_number, log_index, block_hash, tx_hash, kind, job_id, \
+                 block_time, data) VALUES {} ON CONFLICT (block_number, log_index) DO NOTHING \
+                 RETURNING block_number, log_index",
+                values_list(chunk.len(), COLUMNS)
+            );
+            let mut query = sqlx::query(&sql);
+            for ev in chunk {
+                let data = serde_json::to_string(&ev.log).map_err(|e| decode_err("log", e))?;
+                query = query
+                    .bind(to_i64(ev.block_number))
+                    .bind(to_i64(ev.log_index))
+                    .bind(hex(ev.block_hash))
+                    .bind(hex(ev.tx_hash))
+                    .bind(ev.event.kind())
+                    .bind(ev.job_id)
+                    .bind(to_i64(ev.block_time))
+                    .bind(data);
+            }
+            let inserted: std::collections::HashSet<(i64, i64)> =
+                query.fetch_all(&mut *conn).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
+            fresh.extend(
+                chunk
+                    .iter()
+                    .map(|ev| inserted.contains(&(to_i64(ev.block_number), to_i64(ev.log_index)))),
+            );
+        }
+        Ok(fresh)
+    }
+
+    /// Inserts the jobs of new `JobCreated` events (multi-row, a chunk per statement); a job
+    /// that exists is left as it is, as `apply_event` does.
+    async fn insert_jobs(conn: &mut AnyConnection, created: &[NewJob]) -> Result<(), Error> {
+        for chunk in created.chunks(ROWS_PER_STATEMENT) {
+            // Seven parameters a row; the status is the constant 'open'.
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = |k: usize| format!("${}", i * 7 + k);
+                    format!(
+                        "({}, {}, {}, {}, {}, {}, 'open', {})",
+                        p(1),
+                        p(2),
+                        p(3),
+                        p(4),
+                        p(5),
+                        p(6),
+                        p(7)
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO jobs (job_id, client, model_id, input_hash, fee, deadline, status, \
+                 created_block) VALUES {} ON CONFLICT (job_id) DO NOTHING",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for job in chunk {
+                query = query
+                    .bind(job.job_id)
+                    .bind(hex(job.client))
+                    .bind(hex(job.model_id))
+                    .bind(hex(job.input_hash))
+                    .bind(job.fee.to_string())
+                    .bind(i64::try_from(job.deadline).unwrap_or(i64::MAX))
+                    .bind(to_i64(job.block));
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     async fn put_block(

@@ -348,12 +348,17 @@ impl Store {
 
     /// Marks a job as having reached its quorum (status `settling`).
     pub(crate) async fn mark_quorum(conn: &mut AnyConnection, job_id: i64) -> Result<(), Error> {
-        sqlx::query("UPDATE jobs SET quorum_at = $2 WHERE job_id = $1")
-            .bind(job_id)
-            .bind(super::unix_now())
-            .execute(&mut *conn)
-            .await?;
-        Self::advance_status(conn, job_id, "settling").await?;
+        // One statement: the quorum mark, and `open` → `settling` (the only move forward to
+        // `settling`, as `advance_status` would make it).
+        sqlx::query(
+            "UPDATE jobs SET quorum_at = $2, \
+             status = CASE WHEN status = 'open' THEN 'settling' ELSE status END \
+             WHERE job_id = $1",
+        )
+        .bind(job_id)
+        .bind(super::unix_now())
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 

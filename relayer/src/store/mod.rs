@@ -69,6 +69,10 @@ impl Store {
             // One writer at a time is SQLite's model; a single connection also makes
             // `sqlite::memory:` one database rather than one per connection.
             options = options.max_connections(1);
+            // No liveness ping before every use of the pool: a SQLite connection is a file
+            // handle that cannot drop, and the ping is a full round trip to sqlx's SQLite
+            // worker thread, which doubled the hand-offs of every single-statement query.
+            options = options.test_before_acquire(false);
             // Write-ahead log with `synchronous = NORMAL`: a commit is an append, not a journal
             // file created, synced and deleted. It survives a killed process (R1, R2); after a
             // power loss the last commits may be gone, which the outbox recovers from (a nonce

@@ -387,21 +387,29 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a pending duty to a final status.
+    /// Moves a pending duty to a final status; with `mined`, records that receipt too (as
+    /// [`Store::set_mined`] would), in the same statement.
     pub(crate) async fn finish(
         &self,
         id: i64,
         status: OutboxStatus,
         reason: Option<&str>,
+        mined: Option<(B256, u64)>,
     ) -> Result<(), Error> {
         sqlx::query(
-            "UPDATE outbox SET status = $1, reason = COALESCE($2, reason), updated_at = $3 \
+            "UPDATE outbox SET status = $1, reason = COALESCE($2, reason), updated_at = $3, \
+             mined_hash = COALESCE($5, mined_hash), mined_block = COALESCE($6, mined_block), \
+             included_ms = CASE WHEN $5 IS NULL THEN included_ms \
+                                ELSE COALESCE(included_ms, $7) END \
              WHERE id = $4 AND status = 'pending'",
         )
         .bind(status.as_str())
         .bind(reason)
         .bind(unix_now())
         .bind(id)
+        .bind(mined.map(|(h, _)| hex(h)))
+        .bind(mined.map(|(_, b)| to_i64(b)))
+        .bind(unix_now_ms())
         .execute(self.pool())
         .await?;
         Ok(())

@@ -180,6 +180,12 @@ pub struct Network {
 
 impl Network {
     pub async fn new() -> Self {
+        Self::with_nodes(NODES).await
+    }
+
+    /// A network with `nodes` registered operators (the threshold follows the registry's
+    /// two thirds: 1 of 1, 3 of 4, 11 of 16).
+    pub async fn with_nodes(nodes: usize) -> Self {
         let seed = std::env::var("ATTESTA_E2E_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -193,7 +199,7 @@ impl Network {
         }
         let deployment = dir.path().join("deployment.json");
         std::fs::write(&deployment, serde_json::to_vec(&devnet.deployment).unwrap()).unwrap();
-        let operators = devnet.add_operators(NODES).await;
+        let operators = devnet.add_operators(nodes).await;
         let runtime = std::process::Command::new(node_bin()).arg("runtime-id").output().unwrap();
         let runtime: B256 = String::from_utf8_lossy(&runtime.stdout).trim().parse().unwrap();
         let escrow = JobEscrow::new(devnet.deployment.job_escrow, &devnet.provider);
@@ -212,7 +218,7 @@ impl Network {
             dir,
             deployment,
             operators,
-            nodes: (0..NODES).map(|_| None).collect(),
+            nodes: (0..nodes).map(|_| None).collect(),
             client,
             fee,
             model,

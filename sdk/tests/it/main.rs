@@ -8,4 +8,5 @@ mod attestation;
 mod client;
 mod input_vectors;
 mod operator;
+mod recover;
 mod vectors;
