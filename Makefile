@@ -41,6 +41,10 @@ fmt: ## Format Solidity and Rust sources
 gas: ## Refresh .gas-snapshot, snapshots/ and the gas tables of BENCHMARKS.md
 	$(ENV) && forge snapshot --match-path 'test/gas/*' && forge test --match-path 'test/gas/*' && tools/gas-tables
 
+.PHONY: bench
+bench: ## Run every bench (sandbox, signatures, relayer pipeline), then make gas; rewrite BENCHMARKS.md's figures
+	$(ENV) && tools/bench-book
+
 .PHONY: abi
 abi: ## Copy the contracts' ABIs into sdk/abi (the Rust bindings' source)
 	$(ENV) && forge build && tools/sync-abi

@@ -527,6 +527,23 @@ fn exec_runs_a_job_in_the_sandbox() {
         attesta_sdk::input_hash(&bytes)
     );
     assert!(v["timings"]["totalMs"].as_f64().unwrap() > 0.0);
+    // By default the job ran on a worker prepared while the files were read; --cold-sandbox
+    // starts it afterwards. Same result either way.
+    assert_eq!(v["pooled"], true);
+    let cold = json(node(&[
+        "exec",
+        "--json",
+        "--cold-sandbox",
+        "--model",
+        p(&model),
+        "--input",
+        p(&input),
+        "--scratch",
+        p(&scratch),
+    ]));
+    assert_eq!(cold["pooled"], false);
+    assert_eq!(cold["resultHash"], v["resultHash"]);
+    assert!(cold["timings"]["startMs"].as_f64().unwrap() > 0.0);
 
     // A malformed input is the job's error, reported in one line.
     std::fs::write(&input, b"not an input").unwrap();

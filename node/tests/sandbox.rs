@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use attesta_node::inference;
-use attesta_node::sandbox::{Limits, MIN_LANDLOCK_ABI, Policy, SandboxError, probe, run_job};
+use attesta_node::sandbox::{
+    Limits, MIN_LANDLOCK_ABI, Policy, Pool, PoolConfig, SandboxError, probe, run_job,
+};
 use attesta_sdk::input::{Input, Tensor, Values, magika_input};
 
 fn testdata(name: &str) -> PathBuf {
@@ -55,6 +57,28 @@ fn tiny_model_in_the_sandbox_matches_in_process_inference() {
     let mut oldest = policy(&model, &scratch);
     oldest.max_landlock_abi = Some(MIN_LANDLOCK_ABI);
     assert_eq!(run_job(&oldest, &tiny_input()).unwrap().canonical, expected);
+}
+
+#[test]
+fn prepared_workers_give_the_same_output_as_cold_ones() {
+    let model = testdata("tiny.onnx");
+    let expected = inference::run_canonical(&model, &tiny_input()).unwrap();
+    let pool =
+        Pool::new(PoolConfig::new(1).with_worker(env!("CARGO_BIN_EXE_attesta-node"))).unwrap();
+    for abi in [Some(MIN_LANDLOCK_ABI), None, None] {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut policy = policy(&model, &scratch);
+        policy.max_landlock_abi = abi;
+        let out = pool.run_job(&policy, &tiny_input()).unwrap();
+        assert_eq!(out.canonical, expected);
+        assert!(out.pooled);
+        // The worker measured its start on the node's clock: after the hand-over, before the end.
+        assert!(out.start > std::time::Duration::ZERO && out.start < out.elapsed, "{out:?}");
+    }
+    let stats = pool.stats();
+    assert_eq!((stats.pooled, stats.cold), (3, 0), "{stats:?}");
+    let cold = run_job(&policy(&model, &tempfile::tempdir().unwrap()), &tiny_input()).unwrap();
+    assert!(!cold.pooled && cold.start > std::time::Duration::ZERO && cold.start < cold.elapsed);
 }
 
 #[test]

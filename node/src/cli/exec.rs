@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use attesta_node::sandbox::{self, Limits, Policy};
+use attesta_node::sandbox::{Limits, Policy, Pool, PoolConfig};
 use clap::Args;
 
 use super::{CliError, out, out_json, read_file};
@@ -28,6 +28,10 @@ pub(crate) struct ExecArgs {
     /// Run even if the kernel lacks sandbox features (weaker isolation; loudly logged).
     #[arg(long)]
     allow_degraded_sandbox: bool,
+    /// Start the worker only once the job is known, instead of preparing it (namespaces,
+    /// seccomp) while the model and input are read and hashed.
+    #[arg(long)]
+    cold_sandbox: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -40,6 +44,17 @@ pub(crate) fn run(args: ExecArgs) -> Result<(), CliError> {
             args.timeout
         )));
     }
+    // One worker prepared ahead of the job: its start-up overlaps reading and hashing the files.
+    let pool = if args.cold_sandbox {
+        Pool::disabled()
+    } else {
+        let mut config = PoolConfig::new(1);
+        config.allow_degraded = args.allow_degraded_sandbox;
+        Pool::new(config).unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "no prepared worker; the job starts a cold one");
+            Pool::disabled()
+        })
+    };
     // The worker runs with `/` as its working directory, so every path it gets is absolute.
     let model = absolute("model file", &args.model)?;
     let size = std::fs::metadata(&model).map(|m| m.len()).unwrap_or(0);
@@ -76,7 +91,7 @@ pub(crate) fn run(args: ExecArgs) -> Result<(), CliError> {
         policy.allow_degraded = true;
     }
     tracing::info!(model = %model.display(), scratch = %scratch.display(), "running job");
-    let job = sandbox::run_job(&policy, &input)?;
+    let job = pool.run_job(&policy, &input)?;
     let result_hash = attesta_sdk::result_hash(&job.canonical);
     let output = args.output.clone().unwrap_or_else(|| scratch.join("output.ato1"));
     std::fs::write(&output, &job.canonical).map_err(|source| CliError::File {
@@ -92,7 +107,9 @@ pub(crate) fn run(args: ExecArgs) -> Result<(), CliError> {
             "resultHash": result_hash.to_string(),
             "output": output.display().to_string(),
             "outputBytes": job.canonical.len(),
+            "pooled": job.pooled,
             "timings": {
+                "startMs": ms(job.start),
                 "totalMs": ms(job.elapsed),
                 "sandboxSetupMs": ms(job.setup),
                 "jobMs": ms(job.job),
@@ -104,8 +121,10 @@ pub(crate) fn run(args: ExecArgs) -> Result<(), CliError> {
         out(&format!("resultHash  {result_hash}"));
         out(&format!("output      {} ({} bytes)", output.display(), job.canonical.len()));
         out(&format!(
-            "timings     total {:.2} ms, sandbox setup {:.2} ms, job {:.2} ms",
+            "timings     total {:.2} ms, start {:.2} ms ({}), sandbox setup {:.2} ms, job {:.2} ms",
             ms(job.elapsed),
+            ms(job.start),
+            if job.pooled { "prepared worker" } else { "cold worker" },
             ms(job.setup),
             ms(job.job)
         ));

@@ -9,6 +9,7 @@
 //! | `keystore` | `ATTESTA_KEYSTORE` (or `--keystore`) | `~/.attesta/keystore` |
 //! | `password_file` | (`--password-file`; else `ATTESTA_KEYSTORE_PASSWORD`, else a prompt) | none |
 //! | `max_concurrent_jobs` | `ATTESTA_MAX_CONCURRENT_JOBS` | number of cores, at least 1 |
+//! | `sandbox_pool_size` | `ATTESTA_SANDBOX_POOL_SIZE` | `max_concurrent_jobs` (0: every job starts a cold worker) |
 //! | `heartbeat_interval_secs` | `ATTESTA_HEARTBEAT_INTERVAL_SECS` | 30 |
 //! | `poll_wait_secs` | `ATTESTA_POLL_WAIT_SECS` | 30 |
 //! | `shutdown_grace_secs` | `ATTESTA_SHUTDOWN_GRACE_SECS` | 60 |
@@ -133,6 +134,9 @@ pub struct NodeConfig {
     pub password_file: Option<PathBuf>,
     /// Jobs run at the same time.
     pub max_concurrent_jobs: Option<usize>,
+    /// Sandboxed workers kept prepared ahead of their job ([`crate::sandbox::Pool`]); 0 turns
+    /// the pool off.
+    pub sandbox_pool_size: Option<usize>,
     /// Seconds between heartbeats.
     pub heartbeat_interval_secs: Option<u64>,
     /// Seconds the relayer may hold a work request open.
@@ -211,6 +215,9 @@ impl NodeConfig {
         }
         if let Some(v) = get("ATTESTA_MAX_CONCURRENT_JOBS") {
             self.max_concurrent_jobs = Some(number("ATTESTA_MAX_CONCURRENT_JOBS", v)?);
+        }
+        if let Some(v) = get("ATTESTA_SANDBOX_POOL_SIZE") {
+            self.sandbox_pool_size = Some(number("ATTESTA_SANDBOX_POOL_SIZE", v)?);
         }
         if let Some(v) = get("ATTESTA_HEARTBEAT_INTERVAL_SECS") {
             self.heartbeat_interval_secs = Some(number("ATTESTA_HEARTBEAT_INTERVAL_SECS", v)?);
@@ -316,6 +323,7 @@ impl NodeConfig {
             relayer_url,
             data_dir,
             max_concurrent_jobs,
+            sandbox_pool_size: self.sandbox_pool_size.unwrap_or(max_concurrent_jobs),
             heartbeat_interval: secs(
                 "heartbeat_interval_secs",
                 self.heartbeat_interval_secs,
@@ -344,6 +352,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Jobs run at the same time (at least 1).
     pub max_concurrent_jobs: usize,
+    /// Sandboxed workers kept prepared ahead of their job; 0: none.
+    pub sandbox_pool_size: usize,
     /// Time between heartbeats.
     pub heartbeat_interval: Duration,
     /// How long the relayer may hold a work request open.
@@ -383,6 +393,7 @@ mod tests {
         let s = NodeConfig::parse(MINIMAL).unwrap().settings().unwrap();
         assert_eq!(s.relayer_url.as_str(), "http://127.0.0.1:8080/");
         assert!(s.max_concurrent_jobs >= 1);
+        assert_eq!(s.sandbox_pool_size, s.max_concurrent_jobs);
         assert_eq!(s.heartbeat_interval, Duration::from_secs(30));
         assert_eq!(s.limits, Limits::default());
         assert!(!s.allow_degraded_sandbox);

@@ -40,7 +40,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::sandbox::{self, Policy, SandboxError};
+use crate::sandbox::{Policy, Pool, PoolConfig, SandboxError};
 
 pub mod batch;
 pub mod cache;
@@ -199,6 +199,8 @@ struct Context {
     runtime_id: B256,
     /// The results this node signed, for judging batch proposals.
     results: batch::Results,
+    /// Workers prepared ahead of their job (size 0: every job starts cold).
+    pool: Arc<Pool>,
 }
 
 impl Daemon {
@@ -300,7 +302,9 @@ impl Daemon {
         metrics.registrations.inc();
         info!("registered; waiting for work");
 
+        let pool = Arc::new(sandbox_pool(&settings));
         let ctx = Arc::new(Context {
+            pool,
             settings,
             signer,
             domain,
@@ -497,16 +501,20 @@ async fn process(ctx: &Context, item: &WorkItem) -> Result<AttestationAccepted, 
     }
     policy.allow_degraded = ctx.settings.allow_degraded_sandbox;
     debug!(model = %model.display(), scratch = %scratch.0.display(), "running job");
-    let output = tokio::task::spawn_blocking(move || sandbox::run_job(&policy, &input))
+    let pool = ctx.pool.clone();
+    let output = tokio::task::spawn_blocking(move || pool.run_job(&policy, &input))
         .await
         .map_err(|e| SandboxError::Io(std::io::Error::other(e)))??;
     drop(scratch);
 
     let result_hash = attesta_sdk::result_hash(&output.canonical);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     info!(
         %result_hash,
-        job_ms = output.job.as_secs_f64() * 1e3,
-        total_ms = output.elapsed.as_secs_f64() * 1e3,
+        pooled = output.pooled,
+        start_ms = ms(output.start),
+        job_ms = ms(output.job),
+        total_ms = ms(output.elapsed),
         "job ran"
     );
     let attestation =
@@ -528,6 +536,20 @@ async fn process(ctx: &Context, item: &WorkItem) -> Result<AttestationAccepted, 
     );
     let submission = AttestationSubmission { attestation: signed, output: output.canonical.into() };
     ctx.client.submit(&submission, item.deadline).await.map_err(JobError::Submit)
+}
+
+/// The daemon's pool of prepared workers; a pool that cannot start is logged and replaced by
+/// none (every job then starts cold and reports its own sandbox error).
+fn sandbox_pool(settings: &Settings) -> Pool {
+    let mut config = PoolConfig::new(settings.sandbox_pool_size);
+    if let Some(worker) = &settings.worker {
+        config = config.with_worker(worker);
+    }
+    config.allow_degraded = settings.allow_degraded_sandbox;
+    Pool::new(config).unwrap_or_else(|e| {
+        warn!(error = %e, "no prepared sandbox workers: every job starts its worker cold");
+        Pool::disabled()
+    })
 }
 
 /// A job's private scratch directory, removed when dropped.

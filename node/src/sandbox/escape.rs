@@ -230,6 +230,7 @@ fn run(words: &[&str], input: &[u8]) -> Result<Vec<u8>, String> {
             .join(",")
             .into_bytes()),
         "rule" => rule(arg(words, 1)?, arg(words, 2)? == "perturbed"),
+        "setup-call" => setup_call(arg(words, 1)?),
         other => Err(format!("unknown payload {other:?}")),
     }
 }
@@ -326,4 +327,31 @@ fn rule(name: &str, perturbed: bool) -> Result<Vec<u8>, String> {
         }
         other => Err(format!("unknown rule {other:?}")),
     }
+}
+
+/// The calls a prepared worker still makes before its closing filter ([`super::seccomp::SETUP_CALLS`]
+/// and `prctl(PR_SET_NO_NEW_PRIVS)`): a job, cold or prepared, must be killed for each.
+/// Harmless arguments: a call that got through changes nothing but returns `ESCAPED`.
+fn setup_call(name: &str) -> Result<Vec<u8>, String> {
+    let nr = match name {
+        "setrlimit" => libc::SYS_setrlimit,
+        "prlimit64" => libc::SYS_prlimit64,
+        "chdir" => libc::SYS_chdir,
+        "landlock_create_ruleset" => libc::SYS_landlock_create_ruleset,
+        "landlock_add_rule" => libc::SYS_landlock_add_rule,
+        "landlock_restrict_self" => libc::SYS_landlock_restrict_self,
+        "seccomp" => libc::SYS_seccomp,
+        "no_new_privs" => {
+            // SAFETY: PR_SET_NO_NEW_PRIVS takes integers only.
+            let ret =
+                unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1usize, 0usize, 0usize, 0usize) };
+            return escaped(format!("prctl(PR_SET_NO_NEW_PRIVS) returned {ret}"));
+        }
+        other => return Err(format!("unknown setup call {other:?}")),
+    };
+    // seccomp: SECCOMP_GET_ACTION_AVAIL (2), a query, not mode 0 (strict).
+    let first: usize = if nr == libc::SYS_seccomp { 2 } else { 0 };
+    // SAFETY: every pointer argument is NULL (EFAULT at worst); nothing is written.
+    let ret = unsafe { libc::syscall(nr, first, 0usize, 0usize, 0usize) };
+    escaped(format!("{name} returned {ret}"))
 }

@@ -16,7 +16,20 @@
 //! ```
 //!
 //! One module per mechanism: [`probe()`] (kernel features), `namespaces`, `rlimits`,
-//! `landlock_rules`, `seccomp`, `worker` (the child side) and `parent` (the [`run_job`] side).
+//! `landlock_rules`, `seccomp`, `worker` (the child side), `parent` (the [`run_job`] side) and
+//! `pool` ([`Pool`]: workers prepared ahead of their job).
+//!
+//! ## Prepared workers ([`Pool`])
+//!
+//! Most of a worker's start-up does not depend on its job: the process start, the namespaces
+//! and their two forks, the seccomp filter. A [`Pool`] keeps a few workers that have done
+//! exactly that part and wait, blocked on their stdin, for ONE job. Handing a job over sends
+//! its [`JobSpec`] (model, scratch dir, limits, Landlock ABI) ahead of the input; the worker
+//! then applies what does depend on the job, exactly as a cold worker would (rlimits, working
+//! directory, the Landlock ruleset naming only this job's model and scratch dir), closes the
+//! door behind it (a second seccomp filter that kills the few set-up calls the first one still
+//! allowed) and runs the job. A prepared worker serves one job and exits; the pool starts a
+//! replacement in the background.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +37,7 @@ use std::time::Duration;
 mod landlock_rules;
 mod namespaces;
 mod parent;
+mod pool;
 mod probe;
 mod rlimits;
 pub mod seccomp;
@@ -34,6 +48,7 @@ mod escape;
 
 pub use landlock::ABI as LandlockAbi;
 pub use parent::run_job;
+pub use pool::{Pool, PoolConfig, PoolStats};
 pub use probe::{ProbeReport, probe};
 pub use worker::worker_main;
 
@@ -116,7 +131,7 @@ pub struct Policy {
 /// missing layer, and the benchmark can show what each layer costs.
 #[cfg(feature = "escape-tests")]
 #[doc(hidden)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SkipLayers {
     /// No namespaces (and no PID-namespace init): the job runs in the worker process.
     pub namespaces: bool,
@@ -179,12 +194,18 @@ impl Policy {
 pub struct JobOutput {
     /// Canonical output (ATO1), what `resultHash` hashes.
     pub canonical: Vec<u8>,
-    /// Wall time from spawning the worker to its exit.
+    /// Wall time from spawning the worker (or handing the job to a prepared one) to its exit.
     pub elapsed: Duration,
-    /// Time the worker spent building its sandbox (namespaces to seccomp), as it measured it.
+    /// From spawning the worker (or handing the job to a prepared one) to the worker starting
+    /// the job inside the complete sandbox (`CLOCK_MONOTONIC` on both sides).
+    pub start: Duration,
+    /// Time the worker spent on sandbox layers on the job's path, as it measured it: every
+    /// layer for a cold worker; only the per-job layers for a prepared one.
     pub setup: Duration,
     /// Time the job itself took inside the worker (reading the input, inference, writing).
     pub job: Duration,
+    /// Whether a prepared worker of a [`Pool`] ran the job.
+    pub pooled: bool,
 }
 
 /// How a job can fail.
@@ -268,13 +289,11 @@ pub enum SandboxError {
 }
 
 /// What the parent tells the worker (argv, JSON). Nothing secret goes in here.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct WorkerConfig {
-    model: PathBuf,
-    scratch: PathBuf,
-    limits: Limits,
-    /// Landlock ABI to use (already capped by the kernel's); 0 = none.
-    landlock_abi: i32,
+    /// The job. `None`: a prepared worker of a [`Pool`], which reads its job as a [`JobSpec`]
+    /// frame on stdin once its job-independent layers are in place.
+    job: Option<JobSpec>,
     /// Namespaces available (probe).
     namespaces: bool,
     /// Seccomp available (probe).
@@ -284,6 +303,37 @@ struct WorkerConfig {
     /// The node's pid: the worker exits if its parent is already gone (`None` when started
     /// through a launcher, whose pid is not the node's).
     parent_pid: Option<u32>,
+}
+
+/// What depends on the job: applied by every worker after it has its job.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct JobSpec {
+    model: PathBuf,
+    scratch: PathBuf,
+    limits: Limits,
+    /// Landlock ABI to use (already capped by the kernel's); 0 = none.
+    landlock_abi: i32,
+}
+
+/// The largest [`JobSpec`] frame a prepared worker accepts (paths and numbers: far less).
+const MAX_JOB_SPEC: u32 = 64 << 10;
+
+/// The byte a prepared worker writes on stdout once its job-independent layers are in place.
+const READY: u8 = b'R';
+
+/// The first line a prepared worker writes on stderr once it has read its job, before it does
+/// anything the job asked for: without it, a dead prepared worker never took the job.
+const ACCEPTED: &[u8] = b"{\"attesta_accepted\":true}\n";
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for the node and its workers (no time
+/// namespace), so the node can tell when a worker started its job.
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| {
+            u64::try_from(t.tv_sec()).unwrap_or(0).saturating_mul(1_000_000_000)
+                + u64::try_from(t.tv_nsec()).unwrap_or(0)
+        })
+        .unwrap_or(0)
 }
 
 /// Exit codes shared by worker and parent.
@@ -305,6 +355,8 @@ struct Timing {
 struct TimingBody {
     setup_ns: u64,
     job_ns: u64,
+    /// [`monotonic_ns`] when the job started inside the complete sandbox.
+    running_at_ns: u64,
 }
 
 /// The line the PID namespace's init writes on stderr when the job process has ended.

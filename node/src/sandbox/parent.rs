@@ -15,8 +15,8 @@ use nix::unistd::Pid;
 use tracing::{debug, warn};
 
 use super::{
-    ExitBody, ExitLine, JobOutput, Policy, Report, ReportKind, SandboxError, Timing, WorkerConfig,
-    exit, probe,
+    ExitBody, ExitLine, JobOutput, JobSpec, Policy, Report, ReportKind, SandboxError, Timing,
+    TimingBody, WorkerConfig, exit, probe,
 };
 
 /// The most stderr kept from a worker (its report is one short line).
@@ -29,25 +29,59 @@ const MAX_STDERR: usize = 64 << 10;
 /// has exited; call it from a blocking thread in async code. The calling thread must outlive the
 /// job: the worker dies with it (`PR_SET_PDEATHSIG`).
 pub fn run_job(policy: &Policy, input: &[u8]) -> Result<JobOutput, SandboxError> {
-    let limits = &policy.limits;
-    let size = input.len() as u64;
-    if size > limits.max_input {
-        return Err(SandboxError::InputTooLarge { size, limit: limits.max_input });
-    }
+    check_input(policy, input)?;
     let config = config(policy)?;
-    let started = Instant::now();
-    let mut command = match policy.launcher.split_first() {
+    let handed_over = Handover::now();
+    let child = spawn(&policy.worker, &policy.launcher, &config)?;
+    match finish(child, handed_over, [&[], input], policy, false) {
+        Ok(output) => Ok(output),
+        Err(Finish::Failed(e)) => Err(e),
+        // A cold worker has its job from its command line.
+        Err(Finish::NotAccepted) => Err(SandboxError::Exit { code: -1 }),
+    }
+}
+
+pub(super) fn check_input(policy: &Policy, input: &[u8]) -> Result<(), SandboxError> {
+    let size = input.len() as u64;
+    let limit = policy.limits.max_input;
+    if size > limit {
+        return Err(SandboxError::InputTooLarge { size, limit });
+    }
+    Ok(())
+}
+
+/// When a job was handed to its worker (spawned, or sent to a prepared one).
+#[derive(Clone, Copy)]
+pub(super) struct Handover {
+    at: Instant,
+    monotonic_ns: u64,
+}
+
+impl Handover {
+    pub(super) fn now() -> Self {
+        Self { at: Instant::now(), monotonic_ns: super::monotonic_ns() }
+    }
+}
+
+/// Starts `worker __worker CONFIG` (through `launcher` if any) in its own process group, with
+/// an empty environment, `/` as working directory and piped stdio.
+pub(super) fn spawn(
+    worker: &std::path::Path,
+    launcher: &[std::ffi::OsString],
+    config: &WorkerConfig,
+) -> Result<Child, SandboxError> {
+    let mut command = match launcher.split_first() {
         Some((launcher, args)) => {
             let mut c = Command::new(launcher);
-            c.args(args).arg(&policy.worker);
+            c.args(args).arg(worker);
             c
         }
-        None => Command::new(&policy.worker),
+        None => Command::new(worker),
     };
-    let mut child = command
+    Ok(command
         .arg(super::WORKER_ARG)
         .arg(
-            serde_json::to_string(&config)
+            serde_json::to_string(config)
                 .map_err(|e| SandboxError::InvalidPolicy(e.to_string()))?,
         )
         .env_clear()
@@ -56,8 +90,41 @@ pub fn run_job(policy: &Policy, input: &[u8]) -> Result<JobOutput, SandboxError>
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()?;
-    let result = supervise(&mut child, input, policy);
+        .spawn()?)
+}
+
+/// How [`finish`] can fail.
+pub(super) enum Finish {
+    /// The job failed (or the sandbox refused it).
+    Failed(SandboxError),
+    /// A prepared worker died before it took the job: nothing of the job ran.
+    NotAccepted,
+}
+
+impl From<SandboxError> for Finish {
+    fn from(e: SandboxError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl From<std::io::Error> for Finish {
+    fn from(e: std::io::Error) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// Feeds `stdin` (its parts in order) to a spawned or prepared worker, supervises it and turns
+/// its ending into the job's result. `prepared`: the worker was prepared ahead of the job, and
+/// its stderr starts with [`super::ACCEPTED`] once it took the job.
+pub(super) fn finish(
+    mut child: Child,
+    handed_over: Handover,
+    stdin: [&[u8]; 2],
+    policy: &Policy,
+    prepared: bool,
+) -> Result<JobOutput, Finish> {
+    let limits = &policy.limits;
+    let result = supervise(&mut child, stdin, policy);
     // Whatever happened, no process of this job survives: the worker's process group holds the
     // whole tree (and the PID namespace dies with its init).
     kill_tree(&child);
@@ -65,18 +132,18 @@ pub fn run_job(policy: &Policy, input: &[u8]) -> Result<JobOutput, SandboxError>
         Ok(ending) => ending,
         Err(e) => {
             let _ = child.wait();
-            return Err(e);
+            return Err(e.into());
         }
     };
     let (stdout, stderr, relayed) = match ending {
         Ending::Exited { stdout, stderr, relayed } => (stdout, stderr, relayed),
         Ending::Timeout => {
             child.wait()?;
-            return Err(SandboxError::Timeout { limit: limits.wall_clock });
+            return Err(SandboxError::Timeout { limit: limits.wall_clock }.into());
         }
         Ending::OutputTooLarge => {
             child.wait()?;
-            return Err(SandboxError::OutputTooLarge { limit: limits.max_output });
+            return Err(SandboxError::OutputTooLarge { limit: limits.max_output }.into());
         }
     };
     // The namespace init reported the job's status: the rest of the worker is only tearing its
@@ -95,27 +162,39 @@ pub fn run_job(policy: &Policy, input: &[u8]) -> Result<JobOutput, SandboxError>
             (status.code(), status.signal().or(relayed_signal))
         }
     };
-    let elapsed = started.elapsed();
-    debug!(?elapsed, ?code, ?signal, "sandboxed job finished");
+    let elapsed = handed_over.at.elapsed();
+    debug!(?elapsed, ?code, ?signal, prepared, "sandboxed job finished");
+    if prepared && !stderr.starts_with(super::ACCEPTED) {
+        return Err(Finish::NotAccepted);
+    }
     if let Some(signal) = signal {
-        return Err(classify_signal(signal, &stderr, policy));
+        return Err(classify_signal(signal, &stderr, policy).into());
     }
     match code {
         Some(0) => {
-            let (setup, job) = parse_timing(&stderr);
-            Ok(JobOutput { canonical: stdout, elapsed, setup, job })
+            let timing = parse_timing(&stderr);
+            let (setup, job, start) = match timing {
+                Some(t) => (
+                    Duration::from_nanos(t.setup_ns),
+                    Duration::from_nanos(t.job_ns),
+                    Duration::from_nanos(t.running_at_ns.saturating_sub(handed_over.monotonic_ns)),
+                ),
+                None => Default::default(),
+            };
+            Ok(JobOutput { canonical: stdout, elapsed, start, setup, job, pooled: prepared })
         }
         Some(code) => Err(match parse_report(&stderr) {
             Some((ReportKind::Setup, message)) => SandboxError::Setup { message },
             Some((ReportKind::Job, message)) => SandboxError::Job { message },
             None => SandboxError::Exit { code },
-        }),
-        None => Err(SandboxError::Exit { code: -1 }),
+        }
+        .into()),
+        None => Err(SandboxError::Exit { code: -1 }.into()),
     }
 }
 
 /// Checks the policy and the kernel; builds what the worker is told.
-fn config(policy: &Policy) -> Result<WorkerConfig, SandboxError> {
+pub(super) fn config(policy: &Policy) -> Result<WorkerConfig, SandboxError> {
     if !policy.model.is_absolute() || !policy.scratch.is_absolute() {
         return Err(SandboxError::InvalidPolicy("model and scratch paths must be absolute".into()));
     }
@@ -143,10 +222,12 @@ fn config(policy: &Policy) -> Result<WorkerConfig, SandboxError> {
     }
     let landlock_abi = report.landlock(policy.max_landlock_abi) as i32;
     let config = WorkerConfig {
-        model: policy.model.clone(),
-        scratch: policy.scratch.clone(),
-        limits: policy.limits.clone(),
-        landlock_abi,
+        job: Some(JobSpec {
+            model: policy.model.clone(),
+            scratch: policy.scratch.clone(),
+            limits: policy.limits.clone(),
+            landlock_abi,
+        }),
         namespaces: report.user_namespaces,
         seccomp: report.seccomp,
         allow_degraded: policy.allow_degraded,
@@ -166,8 +247,10 @@ fn skip_layers(mut config: WorkerConfig, skip: super::SkipLayers) -> WorkerConfi
         warn!(?skip, "sandbox layers switched off for this job (feature escape-tests)");
         config.namespaces &= !skip.namespaces;
         config.seccomp &= !skip.seccomp;
-        if skip.landlock {
-            config.landlock_abi = 0;
+        if skip.landlock
+            && let Some(job) = &mut config.job
+        {
+            job.landlock_abi = 0;
         }
         config.allow_degraded = true;
     }
@@ -199,16 +282,12 @@ fn parse_exit(stderr: &[u8]) -> Option<ExitBody> {
         .map(|l| l.attesta_exit)
 }
 
-fn parse_timing(stderr: &[u8]) -> (Duration, Duration) {
+fn parse_timing(stderr: &[u8]) -> Option<TimingBody> {
     String::from_utf8_lossy(stderr)
         .lines()
         .rev()
         .find_map(|line| serde_json::from_str::<Timing>(line).ok())
-        .map(|t| {
-            let t = t.attesta_timing;
-            (Duration::from_nanos(t.setup_ns), Duration::from_nanos(t.job_ns))
-        })
-        .unwrap_or_default()
+        .map(|t| t.attesta_timing)
 }
 
 fn parse_report(stderr: &[u8]) -> Option<(ReportKind, String)> {
@@ -230,7 +309,7 @@ enum Ending {
     OutputTooLarge,
 }
 
-fn kill_tree(child: &Child) {
+pub(super) fn kill_tree(child: &Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     }
@@ -257,7 +336,11 @@ fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
 
 /// One poll loop: write the input, read stdout and stderr (capped), wait for the worker's exit
 /// (pidfd) or the deadline.
-fn supervise(child: &mut Child, input: &[u8], policy: &Policy) -> Result<Ending, SandboxError> {
+fn supervise(
+    child: &mut Child,
+    parts: [&[u8]; 2],
+    policy: &Policy,
+) -> Result<Ending, SandboxError> {
     let deadline = Instant::now() + policy.limits.wall_clock;
     let max_output = usize::try_from(policy.limits.max_output).unwrap_or(usize::MAX);
     let pidfd = pidfd_open(child.id())?;
@@ -271,9 +354,16 @@ fn supervise(child: &mut Child, input: &[u8], policy: &Policy) -> Result<Ending,
     set_nonblocking(&stderr)?;
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open, mut exited) = (true, true, false);
-    let mut written = 0;
+    // What is left to write: the parts in order.
+    let (mut part, mut written) = (0, 0);
     let mut buf = vec![0u8; 64 << 10];
-    if input.is_empty() {
+    let pending = |part: usize, written: usize| -> &[u8] {
+        parts.get(part).map_or(&[][..], |p| p.get(written..).unwrap_or_default())
+    };
+    while part < parts.len() && pending(part, written).is_empty() {
+        (part, written) = (part + 1, 0);
+    }
+    if part == parts.len() {
         stdin = None;
     }
     // The worker has exited once the pidfd is readable; its pipes are then drained to EOF (the
@@ -336,14 +426,17 @@ fn supervise(child: &mut Child, input: &[u8], policy: &Policy) -> Result<Ending,
             drain(&mut stderr, &mut err, &mut buf, &mut err_open, MAX_STDERR)?;
         }
         if in_ready && let Some(pipe) = &mut stdin {
-            match pipe.write(&input[written..]) {
+            match pipe.write(pending(part, written)) {
                 Ok(n) => written += n,
                 Err(e)
                     if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
                 // The worker stopped reading (it failed or was killed): its exit says why.
-                Err(_) => written = input.len(),
+                Err(_) => part = parts.len(),
             }
-            if written >= input.len() {
+            while part < parts.len() && pending(part, written).is_empty() {
+                (part, written) = (part + 1, 0);
+            }
+            if part == parts.len() {
                 stdin = None;
             }
         }

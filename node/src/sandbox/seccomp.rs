@@ -14,6 +14,12 @@
 //! - `tgkill`: only to the job's own process (`abort` raises `SIGABRT` this way);
 //! - `fcntl`: only reading and setting descriptor and status flags.
 //!
+//! A prepared worker of a pool installs the allow-list before it has a job, widened by the few
+//! calls it still makes to confine itself to that job ([`SETUP_CALLS`]: rlimits, working
+//! directory, Landlock, and installing one more filter), then a closing filter that kills exactly
+//! those calls. Filters stack and the strictest answer wins, so the two together allow what the
+//! allow-list alone allows (checked for each call by the escape suite, S11).
+//!
 //! Not allowed, among others: `socket` and every network call, `execve`, `fork`, `ptrace`,
 //! `kill`, `truncate` (by path: Landlock ABI 1 cannot restrict it), `mount`, `unshare`,
 //! `setns`, `ioctl`, `bpf`, `perf_event_open`, `io_uring_*`, `userfaultfd`, `keyctl`.
@@ -123,6 +129,23 @@ const UNCONDITIONAL: &[libc::c_long] = &[
     libc::SYS_link,
 ];
 
+/// What a prepared worker still calls after its first filter: `setrlimit`/`prlimit64` (rlimits),
+/// `chdir` (into the scratch dir), the three Landlock calls, and `seccomp` (the closing filter;
+/// seccompiler and Landlock also set no_new_privs through `prctl`, see [`NO_NEW_PRIVS`]). The
+/// closing filter kills every one of them.
+pub const SETUP_CALLS: &[libc::c_long] = &[
+    libc::SYS_setrlimit,
+    libc::SYS_prlimit64,
+    libc::SYS_chdir,
+    libc::SYS_landlock_create_ruleset,
+    libc::SYS_landlock_add_rule,
+    libc::SYS_landlock_restrict_self,
+    libc::SYS_seccomp,
+];
+
+/// `prctl(PR_SET_NO_NEW_PRIVS)`: allowed between a prepared worker's two filters, killed after.
+const NO_NEW_PRIVS: u64 = libc::PR_SET_NO_NEW_PRIVS as u64;
+
 fn cond(
     arg: u8,
     len: SeccompCmpArgLen,
@@ -136,7 +159,8 @@ fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
     SeccompRule::new(conditions).map_err(|e| format!("seccomp rule: {e}"))
 }
 
-fn allow_list(own_pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
+/// The allow-list; `prepared`: widened by [`SETUP_CALLS`] and `prctl(PR_SET_NO_NEW_PRIVS)`.
+fn allow_list(own_pid: u32, prepared: bool) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     use SeccompCmpArgLen::{Dword, Qword};
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         UNCONDITIONAL.iter().map(|&nr| (nr, Vec::new())).collect();
@@ -147,10 +171,12 @@ fn allow_list(own_pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
         libc::SYS_clone,
         vec![rule(vec![cond(0, Qword, SeccompCmpOp::Eq, THREAD_CLONE_FLAGS)?])?],
     );
-    rules.insert(
-        libc::SYS_prctl,
-        vec![rule(vec![cond(0, Dword, SeccompCmpOp::Eq, libc::PR_SET_NAME as u64)?])?],
-    );
+    let mut prctl = vec![rule(vec![cond(0, Dword, SeccompCmpOp::Eq, libc::PR_SET_NAME as u64)?])?];
+    if prepared {
+        prctl.push(rule(vec![cond(0, Dword, SeccompCmpOp::Eq, NO_NEW_PRIVS)?])?);
+        rules.extend(SETUP_CALLS.iter().map(|&nr| (nr, Vec::new())));
+    }
+    rules.insert(libc::SYS_prctl, prctl);
     rules.insert(
         libc::SYS_tgkill,
         vec![rule(vec![cond(0, Dword, SeccompCmpOp::Eq, u64::from(own_pid))?])?],
@@ -166,12 +192,13 @@ fn allow_list(own_pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     Ok(rules)
 }
 
+fn compile(filter: Result<SeccompFilter, seccompiler::BackendError>) -> Result<BpfProgram, String> {
+    let filter = filter.map_err(|e| format!("seccomp filter: {e}"))?;
+    BpfProgram::try_from(filter).map_err(|e| format!("seccomp compile: {e}"))
+}
+
 /// Compiles the two filters: `clone3` → `ENOSYS`, then the allow-list (mismatch: kill process).
-fn programs(own_pid: u32) -> Result<[BpfProgram; 2], String> {
-    let compile = |filter: Result<SeccompFilter, seccompiler::BackendError>| {
-        let filter = filter.map_err(|e| format!("seccomp filter: {e}"))?;
-        BpfProgram::try_from(filter).map_err(|e| format!("seccomp compile: {e}"))
-    };
+fn programs(own_pid: u32, prepared: bool) -> Result<[BpfProgram; 2], String> {
     let clone3 = compile(SeccompFilter::new(
         BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
         SeccompAction::Allow,
@@ -179,7 +206,7 @@ fn programs(own_pid: u32) -> Result<[BpfProgram; 2], String> {
         ARCH,
     ))?;
     let allow = compile(SeccompFilter::new(
-        allow_list(own_pid)?,
+        allow_list(own_pid, prepared)?,
         SeccompAction::KillProcess,
         SeccompAction::Allow,
         ARCH,
@@ -189,8 +216,28 @@ fn programs(own_pid: u32) -> Result<[BpfProgram; 2], String> {
 
 /// Installs the filters on every thread of the process (TSYNC). Needs `no_new_privs`.
 pub(super) fn install() -> Result<(), String> {
-    for program in programs(std::process::id())? {
+    for program in programs(std::process::id(), false)? {
         seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))?;
     }
     Ok(())
+}
+
+/// A prepared worker, before it has a job: installs the widened allow-list and returns the
+/// closing filter, compiled now so that only loading it is left for the job's path.
+pub(super) fn install_prepared() -> Result<BpfProgram, String> {
+    for program in programs(std::process::id(), true)? {
+        seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))?;
+    }
+    let mut kill: BTreeMap<i64, Vec<SeccompRule>> =
+        SETUP_CALLS.iter().map(|&nr| (nr, Vec::new())).collect();
+    kill.insert(
+        libc::SYS_prctl,
+        vec![rule(vec![cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, NO_NEW_PRIVS)?])?],
+    );
+    compile(SeccompFilter::new(kill, SeccompAction::Allow, SeccompAction::KillProcess, ARCH))
+}
+
+/// A prepared worker, confined to its job: installs the closing filter on every thread.
+pub(super) fn install_closing(program: &BpfProgram) -> Result<(), String> {
+    seccompiler::apply_filter_all_threads(program).map_err(|e| format!("seccomp: {e}"))
 }

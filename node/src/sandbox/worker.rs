@@ -4,10 +4,14 @@
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use super::{Report, ReportBody, ReportKind, Timing, TimingBody, WorkerConfig, exit};
+use super::{
+    ACCEPTED, JobSpec, MAX_JOB_SPEC, READY, Report, ReportBody, ReportKind, Timing, TimingBody,
+    WorkerConfig, exit, monotonic_ns,
+};
 use super::{landlock_rules, namespaces};
 use super::{rlimits, seccomp};
 
@@ -30,11 +34,11 @@ fn setup(message: String) -> Failure {
 }
 
 fn run() -> Result<(), Failure> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     // Die with the node; if the node is already gone, stop before doing anything.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|e| setup(format!("pdeathsig: {e}")))?;
-    let config = config()?;
+    let mut config = config()?;
     if let Some(parent) = config.parent_pid
         && nix::unistd::getppid().as_raw() != i32::try_from(parent).unwrap_or(-1)
     {
@@ -50,20 +54,28 @@ fn run() -> Result<(), Failure> {
     // (same speed, same kernels). This is hardware information, not the model or the input.
     let _ = tract_onnx::prelude::tract_linalg::cache::last_level_cache();
 
+    let prepared = config.job.is_none();
+    let closing_filter = if config.sandboxed { prepare(&config)? } else { None };
+    // A prepared worker now waits for its one job; a cold one has it already.
+    let (job, received) = match config.job.take() {
+        Some(job) => (job, started),
+        None => (receive()?, Instant::now()),
+    };
     if config.sandboxed {
-        sandbox(&config)?;
+        confine(&config, &job, prepared, closing_filter.as_ref())?;
     }
-    let sandboxed = std::time::Instant::now();
+    let sandboxed = Instant::now();
+    let running_at_ns = monotonic_ns();
 
     let mut input = Vec::new();
     std::io::stdin()
-        .take(config.limits.max_input.saturating_add(1))
+        .take(job.limits.max_input.saturating_add(1))
         .read_to_end(&mut input)
         .map_err(|e| (ReportKind::Job, format!("reading the input: {e}")))?;
-    if input.len() as u64 > config.limits.max_input {
+    if input.len() as u64 > job.limits.max_input {
         return Err((ReportKind::Job, "input larger than the limit".to_owned()));
     }
-    let output = job(&config, &input)?;
+    let output = run_job(&job, &input)?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(&output)
@@ -72,8 +84,9 @@ fn run() -> Result<(), Failure> {
     let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     let timing = Timing {
         attesta_timing: TimingBody {
-            setup_ns: nanos(sandboxed - started),
+            setup_ns: nanos(sandboxed - received),
             job_ns: nanos(sandboxed.elapsed()),
+            running_at_ns,
         },
     };
     let _ = writeln!(
@@ -92,16 +105,42 @@ fn config() -> Result<WorkerConfig, Failure> {
     serde_json::from_str(arg).map_err(|e| setup(format!("bad worker configuration: {e}")))
 }
 
-/// Applies every layer in order, in the job process (pid 2 of the new PID namespace):
-/// namespaces → fork twice → rlimits → cwd → Landlock → no_new_privs → seccomp.
-fn sandbox(config: &WorkerConfig) -> Result<(), Failure> {
-    let degraded = |what: &str, e: String| -> Result<(), Failure> {
-        if config.allow_degraded { Ok(()) } else { Err(setup(format!("{what}: {e}"))) }
-    };
+/// A prepared worker: says it is ready (one byte on stdout), then blocks until the node hands
+/// it a job (a little-endian `u32` length and a JSON [`JobSpec`] on stdin, the input after it).
+/// EOF instead of a job (the pool shut down) ends the worker.
+fn receive() -> Result<JobSpec, Failure> {
+    {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(&[READY])
+            .and_then(|()| stdout.flush())
+            .map_err(|e| setup(format!("cannot signal readiness: {e}")))?;
+    }
+    let mut stdin = std::io::stdin().lock();
+    let mut len = [0u8; 4];
+    stdin.read_exact(&mut len).map_err(|e| setup(format!("no job received: {e}")))?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_JOB_SPEC {
+        return Err(setup(format!("job frame of {len} bytes is over the limit")));
+    }
+    let mut frame = vec![0u8; len as usize];
+    stdin.read_exact(&mut frame).map_err(|e| setup(format!("truncated job frame: {e}")))?;
+    let job: JobSpec =
+        serde_json::from_slice(&frame).map_err(|e| setup(format!("bad job frame: {e}")))?;
+    // Before anything the job asked for: the node knows from this line that the job was taken.
+    std::io::stderr().lock().write_all(ACCEPTED).map_err(|e| setup(format!("stderr: {e}")))?;
+    Ok(job)
+}
+
+/// The layers that do not depend on the job, in order: namespaces → no core dumps → fork twice
+/// (the job continues as pid 2); for a prepared worker also no_new_privs and the seccomp
+/// allow-list widened by the set-up calls [`confine`] still makes. Returns the closing filter a
+/// prepared worker installs once confined.
+fn prepare(config: &WorkerConfig) -> Result<Option<seccompiler::BpfProgram>, Failure> {
     if config.namespaces {
         namespaces::enter().map_err(setup)?;
     } else {
-        degraded("namespaces", "not available".to_owned())?;
+        degraded(config, "namespaces")?;
     }
     // No core dumps; /proc/<pid> of the worker becomes root-owned and not ptrace-able.
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
@@ -112,33 +151,52 @@ fn sandbox(config: &WorkerConfig) -> Result<(), Failure> {
         namespaces::fork_and_relay(false).map_err(setup)?;
         namespaces::fork_and_relay(true).map_err(setup)?;
     }
-    rlimits::apply(&config.limits).map_err(setup)?;
-    std::env::set_current_dir(&config.scratch)
-        .map_err(|e| setup(format!("cannot enter the scratch dir: {e}")))?;
-    if config.landlock_abi > 0 {
-        let abi = landlock::ABI::from(config.landlock_abi);
-        landlock_rules::restrict(&config.model, &config.scratch, abi).map_err(setup)?;
-    } else {
-        degraded("landlock", "not available".to_owned())?;
+    if config.job.is_some() || !config.seccomp {
+        return Ok(None);
     }
     nix::sys::prctl::set_no_new_privs().map_err(|e| setup(format!("no_new_privs: {e}")))?;
-    if config.seccomp {
-        seccomp::install().map_err(setup)?;
+    seccomp::install_prepared().map(Some).map_err(setup)
+}
+
+/// The layers that depend on the job, in order: rlimits → cwd → Landlock → no_new_privs →
+/// seccomp (a cold worker: the allow-list; a prepared one: the closing filter, which leaves
+/// exactly the allow-list).
+fn confine(
+    config: &WorkerConfig,
+    job: &JobSpec,
+    prepared: bool,
+    closing_filter: Option<&seccompiler::BpfProgram>,
+) -> Result<(), Failure> {
+    rlimits::apply(&job.limits).map_err(setup)?;
+    std::env::set_current_dir(&job.scratch)
+        .map_err(|e| setup(format!("cannot enter the scratch dir: {e}")))?;
+    if job.landlock_abi > 0 {
+        let abi = landlock::ABI::from(job.landlock_abi);
+        landlock_rules::restrict(&job.model, &job.scratch, abi).map_err(setup)?;
     } else {
-        degraded("seccomp", "not available".to_owned())?;
+        degraded(config, "landlock")?;
     }
-    Ok(())
+    nix::sys::prctl::set_no_new_privs().map_err(|e| setup(format!("no_new_privs: {e}")))?;
+    match (config.seccomp, prepared, closing_filter) {
+        (false, ..) => degraded(config, "seccomp"),
+        (true, false, _) => seccomp::install().map_err(setup),
+        (true, true, Some(filter)) => seccomp::install_closing(filter).map_err(setup),
+        (true, true, None) => Err(setup("prepared worker without its closing filter".to_owned())),
+    }
+}
+
+fn degraded(config: &WorkerConfig, what: &str) -> Result<(), Failure> {
+    if config.allow_degraded { Ok(()) } else { Err(setup(format!("{what}: not available"))) }
 }
 
 /// Runs the job: inference, or with the `escape-tests` feature a hostile payload when the model
 /// file says so. Both run after the sandbox is in place.
-fn job(config: &WorkerConfig, input: &[u8]) -> Result<Vec<u8>, Failure> {
+fn run_job(job: &JobSpec, input: &[u8]) -> Result<Vec<u8>, Failure> {
     #[cfg(feature = "escape-tests")]
-    if let Some(result) = super::escape::maybe_run(&config.model, input) {
+    if let Some(result) = super::escape::maybe_run(&job.model, input) {
         return result.map_err(|message| (ReportKind::Job, message));
     }
-    crate::inference::run_canonical(&config.model, input)
-        .map_err(|e| (ReportKind::Job, e.to_string()))
+    crate::inference::run_canonical(&job.model, input).map_err(|e| (ReportKind::Job, e.to_string()))
 }
 
 /// Closes every descriptor but stdin, stdout and stderr, so nothing the node had open (a socket,
