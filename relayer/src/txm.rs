@@ -44,7 +44,8 @@ use crate::{
 use alloy::{
     consensus::{SignableTransaction as _, TxEip1559, TxEnvelope},
     eips::{BlockId, eip2718::Encodable2718 as _},
-    primitives::{Address, B256, Bytes, Signature, TxKind, U256},
+    network::TxSignerSync as _,
+    primitives::{Address, Bytes, TxKind, U256},
     providers::{DynProvider, Provider as _},
     rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
@@ -246,8 +247,6 @@ pub struct TxManager {
     store: Store,
     provider: DynProvider,
     signer: PrivateKeySigner,
-    /// The same key for libsecp256k1, which signs the transactions.
-    secret: secp256k1::SecretKey,
     chain_id: u64,
     config: TxConfig,
     notify: Arc<Notify>,
@@ -267,13 +266,10 @@ impl TxManager {
         config: TxConfig,
     ) -> Result<Self, Error> {
         config.validate()?;
-        let secret = secp256k1::SecretKey::from_byte_array(signer.to_bytes().0)
-            .map_err(|e| Error::Config(format!("the relayer key is not a secp256k1 key: {e}")))?;
         Ok(Self {
             store,
             provider,
             signer,
-            secret,
             chain_id,
             config,
             notify: Arc::new(Notify::new()),
@@ -630,7 +626,7 @@ impl TxManager {
         tip: u64,
         is_noop: bool,
     ) -> Result<TxAttempt, Error> {
-        let tx = TxEip1559 {
+        let mut tx = TxEip1559 {
             chain_id: self.chain_id,
             nonce,
             gas_limit,
@@ -641,7 +637,10 @@ impl TxManager {
             input: Bytes::copy_from_slice(calldata),
             ..Default::default()
         };
-        let signature = sign_hash(&self.secret, tx.signature_hash());
+        let signature = self
+            .signer
+            .sign_transaction_sync(&mut tx)
+            .map_err(|e| Error::Sdk(attesta_sdk::Error::Signer(e)))?;
         let envelope = TxEnvelope::from(tx.into_signed(signature));
         Ok(TxAttempt {
             tx_hash: *envelope.tx_hash(),
@@ -674,20 +673,6 @@ impl TxManager {
     }
 }
 
-/// Signs a 32-byte hash with libsecp256k1: RFC 6979 nonces and low s, so the signature is the
-/// one alloy's k256 signer makes (`signs_like_alloy` checks), at about a third of k256's cost
-/// (`cargo bench -p attesta-sdk --bench signatures`).
-fn sign_hash(secret: &secp256k1::SecretKey, hash: B256) -> Signature {
-    let (recovery_id, compact) = secp256k1::SECP256K1
-        .sign_ecdsa_recoverable(secp256k1::Message::from_digest(hash.0), secret)
-        .serialize_compact();
-    Signature::new(
-        U256::from_be_slice(&compact[..32]),
-        U256::from_be_slice(&compact[32..]),
-        i32::from(recovery_id) == 1,
-    )
-}
-
 fn record(report: &TickReport) {
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     metrics::counter!("relayer_tx_sent_total").increment(count(report.sent));
@@ -702,29 +687,6 @@ fn record(report: &TickReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signs_like_alloy() {
-        use alloy::network::TxSignerSync as _;
-        for seed in 1u8..=32 {
-            let signer = PrivateKeySigner::from_bytes(&B256::repeat_byte(seed)).unwrap();
-            let secret = secp256k1::SecretKey::from_byte_array(signer.to_bytes().0).unwrap();
-            let mut tx = TxEip1559 {
-                chain_id: 31_337,
-                nonce: u64::from(seed),
-                gas_limit: 100_000,
-                max_fee_per_gas: 2_000_000_000,
-                max_priority_fee_per_gas: u128::from(seed),
-                to: TxKind::Call(Address::repeat_byte(seed)),
-                input: Bytes::from(vec![seed; usize::from(seed)]),
-                ..Default::default()
-            };
-            let hash = tx.signature_hash();
-            let ours = sign_hash(&secret, hash);
-            assert_eq!(ours, signer.sign_transaction_sync(&mut tx).unwrap(), "seed {seed}");
-            assert_eq!(ours.recover_address_from_prehash(&hash).unwrap(), signer.address());
-        }
-    }
 
     #[test]
     fn bumps_clear_the_node_replacement_minimum() {
