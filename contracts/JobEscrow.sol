@@ -90,6 +90,8 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
     /// @dev Bit `jobId & 255` of word `jobId >> 8` is set once `settleBatch` settled the job. Ids are
     /// sequential, so the jobs of a batch share one or two words: settling a job costs a bit in a warm word
     /// instead of a write to the job's own (cold) slot. A set bit is never cleared.
+    // Written in assembly (settleBatch's per-job loop), which slither does not follow.
+    // slither-disable-next-line uninitialized-state
     mapping(uint256 word => uint256 bits) private _batchSettledBits;
     /// @dev What a batch settled with, by Merkle root: the signer list's hash and the time.
     mapping(bytes32 root => BatchRecord) private _batches;
@@ -255,6 +257,8 @@ contract JobEscrow is IJobEscrow, AccessControlDefaultAdminRules, Pausable, Reen
             if (status != uint8(JobStatus.Created)) revert JobEscrowWrongStatus(jobId, status);
             uint256 bit;
             assembly ("memory-safe") {
+                // shl(shift, value): 1 shifted left by jobId & 255 (slither reads it backwards).
+                // slither-disable-next-line incorrect-shift
                 bit := shl(and(jobId, 0xff), 1)
             }
             // Set: settled by an earlier batch, or listed twice in this one (with two results).
