@@ -339,7 +339,16 @@ impl Aggregator {
         let mut stored = stored;
         stored.push(mine.clone());
         let accepted = self.tally(&stored, &mine);
-        if accepted.agreeing >= accepted.threshold && accepted.threshold > 0 && self.batching {
+        let at_quorum = accepted.agreeing >= accepted.threshold && accepted.threshold > 0;
+        // A batch needs M signers that sign batches (nodes registered with `signs_batches`):
+        // with fewer among this job's, it settles alone now instead of waiting for the batcher.
+        let to_batch = at_quorum && self.batching && {
+            let capable = Store::batch_signers(&mut tx).await?;
+            let signers = self.agreeing(&stored, &mine);
+            let batchable = signers.iter().filter(|r| capable.contains(&r.signer)).count();
+            u32::try_from(batchable).unwrap_or(u32::MAX) >= accepted.threshold
+        };
+        if to_batch {
             // The batcher settles it, in a batch or alone (crate::batch).
             let now_ms = crate::store::outbox::unix_now_ms();
             if Store::insert_ready(&mut tx, job_id, mine.result_hash, mine.runtime_id, now_ms)
@@ -352,7 +361,7 @@ impl Aggregator {
                 );
             }
             Store::mark_quorum(&mut tx, job_id).await?;
-        } else if accepted.agreeing >= accepted.threshold && accepted.threshold > 0 {
+        } else if at_quorum {
             let calldata = self.settle_calldata(&job, &stored, &mine, &submission.output)?;
             let key = format!("settle:{job_id}");
             if crate::txm::enqueue(&mut tx, &key, self.deployment.job_escrow, &calldata).await? {
@@ -366,7 +375,7 @@ impl Aggregator {
             Store::mark_quorum(&mut tx, job_id).await?;
         }
         tx.commit().await?;
-        if accepted.agreeing >= accepted.threshold && accepted.threshold > 0 && !self.batching {
+        if at_quorum && !to_batch {
             self.outbox_changed();
         }
         metrics::counter!("relayer_attestations_total").increment(1);

@@ -46,8 +46,9 @@ use tokio::sync::{Notify, watch};
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatchConfig {
-    /// Settle jobs in batches (`settleBatch`). Off by default: nodes must run a version that
-    /// signs batches (and has `rpc_url` set); with it off every job settles alone.
+    /// Settle jobs in batches (`settleBatch`); on by default. Only jobs that M nodes able to
+    /// sign batches (`signs_batches`: `rpc_url` set) attested wait for a batch; every other job
+    /// settles alone at quorum, as with this off.
     pub enabled: bool,
     /// Most jobs in one batch (1 to 1024, the escrow's `MAX_BATCH_JOBS`).
     pub max_jobs: usize,
@@ -67,7 +68,7 @@ pub struct BatchConfig {
 impl Default for BatchConfig {
     fn default() -> Self {
         Self {
-            enabled: false,
+            enabled: true,
             max_jobs: 256,
             max_wait_ms: 30_000,
             sign_timeout_ms: 60_000,
@@ -620,14 +621,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_defaults_are_off_and_bounds_are_checked() {
+    fn config_defaults_are_on_and_bounds_are_checked() {
         let c = BatchConfig::default();
-        assert!(!c.enabled);
+        assert!(c.enabled);
         c.validate().unwrap();
         assert!(BatchConfig { max_jobs: 1025, ..c.clone() }.validate().is_err());
         assert!(BatchConfig { max_jobs: 1, ..c.clone() }.validate().is_err());
-        let parsed: BatchConfig = toml::from_str("enabled = true\nmax_jobs = 8").unwrap();
-        assert!(parsed.enabled && parsed.max_jobs == 8 && parsed.max_wait_ms == 30_000);
+        let parsed: BatchConfig = toml::from_str("enabled = false\nmax_jobs = 8").unwrap();
+        assert!(!parsed.enabled && parsed.max_jobs == 8 && parsed.max_wait_ms == 30_000);
         assert!(toml::from_str::<BatchConfig>("max_job = 8").is_err());
     }
 }

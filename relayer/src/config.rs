@@ -67,7 +67,7 @@ pub struct Config {
     pub api: crate::api::ApiConfig,
     /// `[tx]`.
     pub tx: crate::txm::TxConfig,
-    /// `[batch]`: batch settlement (off by default).
+    /// `[batch]`: batch settlement (on by default, for jobs whose signers sign batches).
     pub batch: crate::batch::BatchConfig,
 }
 
