@@ -2,8 +2,9 @@
 //! every entry sign the proposal's Merkle root, and at M signatures one `settleBatch` is
 //! queued (`batch:<root>`). See `docs/relayer.md` ("Batch settlement").
 //!
-//! With `[batch] enabled = true` the aggregator marks a job at quorum as ready
-//! (`batch_ready`) instead of queuing `settle:<jobId>`. Each [`Batcher::tick`]:
+//! With `[batch] enabled = true` (the default) the aggregator marks a job at quorum as ready
+//! (`batch_ready`) instead of queuing `settle:<jobId>`, when M of its agreeing signers sign
+//! batches (`NodeHello::signs_batches`); other jobs are queued alone at quorum. Each [`Batcher::tick`]:
 //!
 //! 1. follows queued proposals: a confirmed `batch:<root>` marks the proposal `settled`; a
 //!    `noop`/`failed` one (an entry was settled by someone else, or its deadline passed)
