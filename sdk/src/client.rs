@@ -259,36 +259,9 @@ impl<P: Provider + Clone> AttestaClient<P> {
             .event_signature(JobEscrow::BatchSettled::SIGNATURE_HASH)
             .from_block(from);
         for log in self.provider.get_logs(&batches).await? {
-            let (Ok(event), Some(tx_hash), Some(block_number)) = (
-                log.log_decode::<JobEscrow::BatchSettled>(),
-                log.transaction_hash,
-                log.block_number,
-            ) else {
-                continue;
-            };
-            let event = event.inner.data;
-            let Some(tx) = self.provider.get_transaction_by_hash(tx_hash).await? else { continue };
-            // Only a direct call carries the entries in its calldata; the root check also
-            // rejects calldata that merely decodes as one.
-            let Ok(call) = JobEscrow::settleBatchCall::abi_decode(tx.input()) else { continue };
-            let Some(entry) = call.entries.iter().find(|e| e.jobId == job_id) else { continue };
-            let Ok(tree) = BatchTree::new(call.entries.iter().map(|e| (e.jobId, e.resultHash)))
-            else {
-                continue;
-            };
-            if tree.root() != event.root || call.runtimeId != event.runtimeId {
-                continue;
+            if let Some(found) = self.settlement_in_batch(&log, job_id).await? {
+                return Ok(found);
             }
-            return Ok(Settlement {
-                job_id,
-                result_hash: entry.resultHash,
-                runtime_id: event.runtimeId,
-                signers: event.signers,
-                output: Bytes::new(),
-                block_number,
-                tx_hash,
-                batch: Some(tree),
-            });
         }
         Err(Error::Unverifiable {
             job_id,
@@ -296,6 +269,46 @@ impl<P: Provider + Clone> AttestaClient<P> {
                      settleBatch call carrying it was found (logs pruned, or settled through \
                      another contract)",
         })
+    }
+
+    /// `job_id`'s settlement in the batch `log` (a `BatchSettled`) announces, read from its
+    /// `settleBatch` calldata, or `None` if the job is not in it.
+    async fn settlement_in_batch(
+        &self,
+        log: &Log,
+        job_id: U256,
+    ) -> Result<Option<Settlement>, Error> {
+        let (Ok(event), Some(tx_hash), Some(block_number)) =
+            (log.log_decode::<JobEscrow::BatchSettled>(), log.transaction_hash, log.block_number)
+        else {
+            return Ok(None);
+        };
+        let event = event.inner.data;
+        let Some(tx) = self.provider.get_transaction_by_hash(tx_hash).await? else {
+            return Ok(None);
+        };
+        // Only a direct call carries the entries in its calldata; the root check also rejects
+        // calldata that merely decodes as one.
+        let Ok(call) = JobEscrow::settleBatchCall::abi_decode(tx.input()) else { return Ok(None) };
+        let Some(entry) = call.entries.iter().find(|e| e.jobId == job_id) else {
+            return Ok(None);
+        };
+        let Ok(tree) = BatchTree::new(call.entries.iter().map(|e| (e.jobId, e.resultHash))) else {
+            return Ok(None);
+        };
+        if tree.root() != event.root || call.runtimeId != event.runtimeId {
+            return Ok(None);
+        }
+        Ok(Some(Settlement {
+            job_id,
+            result_hash: entry.resultHash,
+            runtime_id: event.runtimeId,
+            signers: event.signers,
+            output: Bytes::new(),
+            block_number,
+            tx_hash,
+            batch: Some(tree),
+        }))
     }
 
     /// Waits until the job settles: a log subscription where the transport has one (WebSocket),
@@ -321,7 +334,8 @@ impl<P: Provider + Clone> AttestaClient<P> {
                         if found.job_id == job_id {
                             return Ok(found);
                         }
-                    } else if let Ok(found) = self.settlement(job_id).await {
+                    } else if let Ok(Some(found)) = self.settlement_in_batch(&log, job_id).await {
+                        // Only this batch is read: the history was checked above.
                         return Ok(found);
                     }
                 }

@@ -375,6 +375,20 @@ async fn a_batch_settled_job_is_found_waited_for_verified_and_released_by_the_cl
             async move { client.wait_settled(job, std::time::Duration::from_secs(60)).await },
         )
     };
+    // Over WebSocket with polling too slow to matter: the BatchSettled log itself must answer.
+    let subscribed = {
+        let ws = alloy::providers::ProviderBuilder::new()
+            .connect(&s.devnet.anvil.ws_endpoint())
+            .await
+            .unwrap()
+            .erased();
+        let client = AttestaClient::new(ws, s.devnet.deployment.clone(), Address::ZERO)
+            .with_poll_interval(std::time::Duration::from_secs(600));
+        let job = jobs[1];
+        tokio::spawn(
+            async move { client.wait_settled(job, std::time::Duration::from_secs(60)).await },
+        )
+    };
     assert!(matches!(s.client.settlement(jobs[0]).await, Err(Error::NotSettled { .. })));
 
     // Jobs 0 and 1 settle in one batch signed by 3 of 4 (M = 3); job 2 stays open.
@@ -397,6 +411,8 @@ async fn a_batch_settled_job_is_found_waited_for_verified_and_released_by_the_cl
     assert!(receipt.status());
 
     let waited = waiting.await.unwrap().unwrap();
+    let heard = subscribed.await.unwrap().unwrap();
+    assert_eq!((heard.job_id, heard.result_hash), (jobs[1], keccak256(b"other")));
     let found = s.client.settlement(jobs[0]).await.unwrap();
     assert_eq!(waited, found);
     assert_eq!(found.batch.as_ref().map(BatchTree::root), Some(tree.root()));
